@@ -1,0 +1,3 @@
+from sippa.interfaces.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""L3: the phone: lines, calls, settings store, provisioning, updates."""

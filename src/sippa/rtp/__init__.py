@@ -1,0 +1,1 @@
+"""L0: RTP/RTCP wire formats, SRTP contexts, codecs, DTMF and jitter buffer."""

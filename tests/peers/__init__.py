@@ -1,0 +1,1 @@
+"""Real third-party peers (Kamailio, baresip, dnsmasq, openssl) started on loopback by the tests."""
