@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sippa.app.accounts import (
+    LOCKOUT,
+    MAX_FAILURES,
+    Accounts,
+    LockedOut,
+    PasswordRejected,
+    check_password_policy,
+    hash_password,
+    verify_password,
+)
+from sippa.app.store import ConfigStore
+
+GOOD = "Corr3ct-horse"
+
+
+def test_first_run_needs_the_one_time_token(tmp_path: Path) -> None:
+    accounts = Accounts(ConfigStore(tmp_path / "c.db"))
+    assert accounts.needs_setup
+    token = accounts.setup_token()
+    assert token and accounts.setup_token() == token
+    with pytest.raises(PermissionError, match="wrong setup token"):
+        accounts.complete_setup("guess", GOOD)
+    assert accounts.needs_setup
+    accounts.complete_setup(token, GOOD)
+    assert not accounts.needs_setup
+    assert accounts.setup_token() is None
+    with pytest.raises(PermissionError, match="already set"):
+        accounts.complete_setup(token, GOOD)
+    assert accounts.login("admin", GOOD, now=0)
+
+
+def test_no_login_works_before_a_password_is_set() -> None:
+    accounts = Accounts(ConfigStore())
+    assert not accounts.login("admin", "", now=0)
+    assert not accounts.login("user", "", now=0)
+    assert not accounts.login("root", GOOD, now=0)
+
+
+def test_passwords_are_stored_as_scrypt_hashes(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "c.db")
+    Accounts(store).set_password("user", GOOD)
+    stored = str(store.get("user_password"))
+    assert stored.startswith("scrypt$") and GOOD not in stored
+    assert (tmp_path / "c.db").read_bytes().find(GOOD.encode()) == -1
+    assert verify_password(GOOD, stored)
+    assert not verify_password(GOOD + "x", stored)
+    assert not verify_password(GOOD, "plain-text")
+    assert hash_password(GOOD) != hash_password(GOOD)  # salted
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [("Sh0rt!", "8 to 127"), ("x" * 128, "8 to 127"), ("alllowercase", "three of"),
+     ("lowerUPPER", "three of")],
+)
+def test_password_policy(password: str, problem: str) -> None:
+    with pytest.raises(PasswordRejected, match=problem):
+        check_password_policy(password)
+    check_password_policy("lowerUPPER1")
+    check_password_policy("lower-123")
+
+
+def test_lockout_after_repeated_failures_and_reset_after_it() -> None:
+    accounts = Accounts(ConfigStore())
+    accounts.set_password("admin", GOOD)
+    for i in range(MAX_FAILURES):
+        assert not accounts.login("admin", "wrong", now=float(i))
+    with pytest.raises(LockedOut) as info:
+        accounts.login("admin", GOOD, now=10.0)  # even the right password waits
+    assert 0 < info.value.retry_after <= LOCKOUT
+    assert accounts.login("user", "x", now=10.0) is False  # the other login is not locked
+    assert accounts.login("admin", GOOD, now=MAX_FAILURES + LOCKOUT + 1)
+
+
+def test_api_tokens_are_shown_once_and_stored_hashed(tmp_path: Path) -> None:
+    accounts = Accounts(ConfigStore(tmp_path / "c.db"))
+    token = accounts.create_token("admin", "ci script")
+    assert accounts.check_token(token) == "admin"
+    assert accounts.check_token(token + "x") is None
+    assert accounts.check_token("sippa_nope_nope") is None
+    assert accounts.check_token("garbage") is None
+    assert token.encode() not in (tmp_path / "c.db").read_bytes()
+    [listed] = accounts.list_tokens()
+    assert listed["label"] == "ci script" and listed["role"] == "admin"
+    assert accounts.revoke_token(listed["id"])
+    assert accounts.check_token(token) is None
