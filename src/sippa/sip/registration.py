@@ -1,0 +1,583 @@
+"""Registration of one line with its registrar (RFC 3261 §10.2), sans-IO.
+
+:class:`Registration` decides *what* to send and *when*; its driver (``sippa.net.registrar``)
+decides *how*: it resolves the registrar (RFC 3263), opens the flow, and runs the REGISTER
+through a client transaction. The loop between them::
+
+    reg.start(now)
+    target = reg.wants_send()              # index into the driver's target list, or None
+    req = reg.build_request(local, now)    # once the flow to that target is open
+    reg.response_received(resp, now) / reg.send_failed(kind, reason, now) / reg.flow_lost(...)
+    reg.get_timer() / reg.handle_timer(now) / reg.next_event()
+
+It implements: digest retry on 401/407 (through an injected :data:`Authorize`), 423 Interval
+Too Brief (§10.2.8, Min-Expires), refresh before expiry at 50-90% of the granted time, back-off
+with jitter after failures (RFC 5626 §4.5), failover to the next target on timeout, transport
+error or 503 (RFC 3263 §4.3), re-registration when the flow breaks (RFC 5626 §4.4.1), and
+un-REGISTER (Expires: 0) on stop (§10.2.2). Randomness (tags, branches, Call-ID, jitter) comes in
+through ``random_bits``; time through ``now``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from sippa.errors import LocalProtocolError, ProtocolError
+from sippa.sip.headers import CSeq, NameAddr, Via
+from sippa.sip.message import Headers, Request, Response
+from sippa.sip.uri import Uri
+
+__all__ = [
+    "AuthFailed",
+    "Authorize",
+    "Credentials",
+    "LocalContact",
+    "RegState",
+    "Registered",
+    "Registration",
+    "RegistrationConfig",
+    "RegistrationEvent",
+    "RegistrationFailed",
+    "RegistrationStatus",
+    "SendFailure",
+    "Unregistered",
+]
+
+log = logging.getLogger(__name__)
+
+
+class RegState(Enum):
+    """States of one line's registration."""
+
+    IDLE = "idle"
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    REFRESHING = "refreshing"
+    BACKOFF = "backoff"
+    UNREGISTERING = "unregistering"
+    STOPPED = "stopped"
+
+
+class _In(Enum):
+    """Inputs of the state machine."""
+
+    START = "start"
+    SUCCESS = "2xx"
+    RETRY = "retry same target"  # 401/407 answered, 423 corrected
+    FAILOVER = "next target"
+    FAILURE = "failure"
+    TIMER = "timer"
+    FLOW_LOST = "flow lost"
+    STOP = "stop"
+
+
+S, In = RegState, _In
+# State table: (state, input) -> next state. Anything missing is a bug in the driver.
+TRANSITIONS: dict[tuple[RegState, _In], RegState] = {
+    (S.IDLE, In.START): S.REGISTERING,
+    (S.STOPPED, In.START): S.REGISTERING,
+    (S.REGISTERING, In.SUCCESS): S.REGISTERED,
+    (S.REGISTERING, In.RETRY): S.REGISTERING,
+    (S.REGISTERING, In.FAILOVER): S.REGISTERING,
+    (S.REGISTERING, In.FAILURE): S.BACKOFF,
+    (S.REGISTERING, In.FLOW_LOST): S.REGISTERING,
+    (S.REGISTERING, In.STOP): S.STOPPED,
+    (S.REGISTERED, In.TIMER): S.REFRESHING,
+    (S.REGISTERED, In.FLOW_LOST): S.REFRESHING,
+    (S.REGISTERED, In.STOP): S.UNREGISTERING,
+    (S.REFRESHING, In.SUCCESS): S.REGISTERED,
+    (S.REFRESHING, In.RETRY): S.REFRESHING,
+    (S.REFRESHING, In.FAILOVER): S.REFRESHING,
+    (S.REFRESHING, In.FAILURE): S.BACKOFF,
+    (S.REFRESHING, In.FLOW_LOST): S.REFRESHING,
+    (S.REFRESHING, In.STOP): S.UNREGISTERING,
+    (S.BACKOFF, In.TIMER): S.REGISTERING,
+    (S.BACKOFF, In.FLOW_LOST): S.BACKOFF,
+    (S.BACKOFF, In.STOP): S.STOPPED,
+    (S.UNREGISTERING, In.SUCCESS): S.STOPPED,
+    (S.UNREGISTERING, In.RETRY): S.UNREGISTERING,
+    (S.UNREGISTERING, In.FAILOVER): S.STOPPED,
+    (S.UNREGISTERING, In.FAILURE): S.STOPPED,
+    (S.UNREGISTERING, In.FLOW_LOST): S.UNREGISTERING,
+    (S.UNREGISTERING, In.STOP): S.UNREGISTERING,
+    (S.STOPPED, In.STOP): S.STOPPED,
+    (S.STOPPED, In.FLOW_LOST): S.STOPPED,
+}
+del S, In
+
+# Statuses after which the next SRV target is tried (RFC 3263 §4.3; 503 per RFC 3261 §21.5.4).
+_FAILOVER_STATUS = {503}
+
+
+class SendFailure(Enum):
+    """Why a REGISTER got no response."""
+
+    TIMEOUT = "timeout"
+    """Timer F fired (RFC 3261 §17.1.2.2)."""
+    TRANSPORT = "transport"
+    """The flow could not be made or broke (connection refused, TLS refused, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An answer to a digest challenge, ready to put into the request."""
+
+    header: str
+    """``Authorization`` (401) or ``Proxy-Authorization`` (407)."""
+    value: str
+    """The header value (never logged: it carries the digest response)."""
+    algorithm: str
+    """Digest algorithm used (``SHA-256``, ``MD5``, ...)."""
+
+
+class AuthFailed(ProtocolError):
+    """The challenge cannot be answered (no acceptable algorithm, e.g. MD5 refused)."""
+
+
+Authorize = Callable[[Request, Response], Credentials]
+"""Answers the challenge in a 401/407 for a request; raises :class:`AuthFailed`."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalContact:
+    """Our end of the flow to the registrar: goes into Via and Contact."""
+
+    transport: str
+    """``UDP``, ``TCP`` or ``TLS``."""
+    host: str
+    """Our address on the flow (IPv6 without brackets)."""
+    port: int
+    """Our port on the flow."""
+
+
+@dataclass(slots=True)
+class RegistrationConfig:
+    """Settings of one line's registration (Cisco profile names in brackets)."""
+
+    aor: Uri
+    """Address of record, e.g. ``sips:alice@example.test`` ([User ID] @ [Proxy])."""
+    registrar: Uri | None = None
+    """Request-URI of REGISTER; default: the AoR's domain (RFC 3261 §10.2)."""
+    expires: int = 3600
+    """Requested registration lifetime in seconds ([Register Expires])."""
+    refresh_min: float = 0.5
+    """Earliest refresh, as a fraction of the granted lifetime."""
+    refresh_max: float = 0.9
+    """Latest refresh, as a fraction of the granted lifetime."""
+    retry_base: float = 30.0
+    """Back-off base after a failure, seconds (RFC 5626 §4.5 base-time)."""
+    retry_max: float = 1800.0
+    """Back-off ceiling, seconds (RFC 5626 §4.5 max-time)."""
+    max_auth_rounds: int = 2
+    """Challenges answered in a row before giving up (wrong password loops otherwise)."""
+    user_agent: str | None = "sippa"
+    """User-Agent header value (None: none)."""
+    display_name: str | None = None
+    """Display name in From/To ([Display Name])."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The registrar accepted our binding."""
+
+    expires: int
+    """Granted lifetime, seconds."""
+    target: int
+    """Index of the target that answered."""
+    algorithm: str | None
+    """Digest algorithm used for this registration (None: not challenged)."""
+    response: Response
+    """The 2xx."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationFailed:
+    """A registration attempt failed; the next attempt is at ``retry_at`` (None: stopped)."""
+
+    reason: str
+    """Why, human readable (status line, timeout, TLS refusal...)."""
+    status_code: int | None
+    """The SIP status when a final response caused it."""
+    retry_at: float | None
+    """Absolute time of the next attempt."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unregistered:
+    """The binding was removed (or the line stopped)."""
+
+    reason: str
+    """``unregistered`` after our Expires: 0 succeeded, else why it could not be confirmed."""
+
+
+RegistrationEvent = Registered | RegistrationFailed | Unregistered
+
+
+@dataclass(slots=True)
+class RegistrationStatus:
+    """What a line shows: registered or not, and why."""
+
+    state: RegState = RegState.IDLE
+    registered: bool = False
+    reason: str | None = None
+    """Last failure reason (None when the last attempt succeeded)."""
+    status_code: int | None = None
+    expires_at: float | None = None
+    """Absolute time the binding runs out."""
+    target: int | None = None
+    algorithm: str | None = None
+    failures: int = 0
+    """Consecutive failed attempts (drives the back-off)."""
+    next_attempt: float | None = None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    target: int
+    auth_rounds: int = 0
+    credentials: Credentials | None = None
+    unregister: bool = False
+    last_request: Request | None = None
+    algorithm: str | None = None
+
+
+@dataclass(slots=True)
+class Registration:
+    """One line's registration state machine. See the module docstring for the loop."""
+
+    config: RegistrationConfig
+    random_bits: Callable[[int], int]
+    """Returns a uniformly random int of the given number of bits (``secrets.randbits``)."""
+    authorize: Authorize | None = None
+    """Answers 401/407 challenges; None means a challenge is a failure."""
+    prefix: str = ""
+    """Log prefix, e.g. ``[ext1]``."""
+    status: RegistrationStatus = field(default_factory=RegistrationStatus)
+    targets: int = 1
+    """How many targets the driver has (SRV failover walks through them)."""
+    call_id: str = ""
+    from_tag: str = ""
+    cseq: int = 0
+    _attempt: _Attempt | None = None
+    _send_wanted: bool = False
+    _timer: float | None = None
+    _events: deque[RegistrationEvent] = field(default_factory=deque)
+    _target: int = 0
+    _contact: Uri | None = None
+
+    def __post_init__(self) -> None:
+        # RFC 3261 §10.2.4: one Call-ID for all REGISTERs of this UA to this registrar.
+        self.call_id = self._token(96)
+        self.from_tag = self._token(64)
+
+    # -- commands ------------------------------------------------------------------------
+    def start(self, now: float) -> None:
+        """Begin registering (first target)."""
+        self._set_state(_In.START)
+        self.status.failures = 0
+        self._target = 0
+        self._begin(now)
+
+    def stop(self, now: float) -> None:
+        """Un-REGISTER (Expires: 0, §10.2.2) if registered, else just stop."""
+        state = self.status.state
+        self._set_state(_In.STOP)
+        self._timer = None
+        if self.status.state is RegState.UNREGISTERING:
+            if state is not RegState.UNREGISTERING:
+                self._attempt = _Attempt(self._target, unregister=True)
+                self._send_wanted = True
+        else:
+            self._send_wanted = False
+            self._attempt = None
+            self.status.registered = False
+            self._events.append(Unregistered("stopped"))
+
+    def set_targets(self, count: int) -> None:
+        """The driver (re)located the registrar: ``count`` targets in order."""
+        self.targets = max(1, count)
+        if self._target >= self.targets:
+            self._target = 0
+
+    # -- what to do next -----------------------------------------------------------------
+    def wants_send(self) -> int | None:
+        """Index of the target a REGISTER should go to now, or None."""
+        if self._send_wanted and self._attempt is not None:
+            return self._attempt.target
+        return None
+
+    def build_request(self, local: LocalContact, now: float) -> Request:
+        """The REGISTER to send over a flow whose local end is ``local``."""
+        attempt = self._attempt
+        if attempt is None or not self._send_wanted:
+            raise LocalProtocolError("no REGISTER is due")
+        self._send_wanted = False
+        cfg = self.config
+        self.cseq += 1
+        aor = cfg.aor.replace(params=(), headers=())
+        registrar = cfg.registrar or aor.replace(user=None, password=None)
+        transport = local.transport.upper()
+        # Contact: where requests for this line reach us; transport param for TCP/TLS (§19.1.4).
+        contact_uri = Uri(
+            "sips" if transport == "TLS" and aor.scheme == "sips" else "sip",
+            user=aor.user,
+            host=local.host,
+            port=local.port,
+            params=(("transport", transport.lower()),) if transport != "UDP" else (),
+        )
+        expires = 0 if attempt.unregister else cfg.expires
+        headers = Headers()
+        # RFC 3581 §3: ask for rport so the response finds our NAT binding / source port.
+        via = Via(transport, local.host, local.port, (("branch", self._branch()), ("rport", None)))
+        headers.add("Via", str(via))
+        headers.add("Max-Forwards", "70")
+        name = NameAddr(cfg.display_name, aor, ())
+        headers.add("From", str(name.with_tag(self.from_tag)))
+        headers.add("To", str(name))
+        headers.add("Call-ID", self.call_id)
+        headers.add("CSeq", str(CSeq(self.cseq, "REGISTER")))
+        headers.add("Contact", f"<{contact_uri}>")
+        headers.add("Expires", str(expires))
+        if attempt.credentials is not None:
+            headers.add(attempt.credentials.header, attempt.credentials.value)
+        if cfg.user_agent:
+            headers.add("User-Agent", cfg.user_agent)
+        headers.add("Content-Length", "0")
+        request = Request("REGISTER", registrar, headers)
+        attempt.last_request = request
+        self._contact = contact_uri
+        return request
+
+    def get_timer(self) -> float | None:
+        """Absolute time at which :meth:`handle_timer` must be called, or None."""
+        return self._timer
+
+    def next_event(self) -> RegistrationEvent | None:
+        return self._events.popleft() if self._events else None
+
+    # -- inputs --------------------------------------------------------------------------
+    def handle_timer(self, now: float) -> None:
+        if self._timer is None or now < self._timer:
+            return
+        self._timer = None
+        if self.status.state in (RegState.REGISTERED, RegState.BACKOFF):
+            if self.status.state is RegState.BACKOFF:
+                self._target = 0
+            self._set_state(_In.TIMER)
+            self._begin(now)
+
+    def response_received(self, response: Response, now: float) -> None:
+        """A final response to our last REGISTER (provisionals are ignored)."""
+        attempt = self._attempt
+        code = response.status_code
+        if attempt is None or code < 200 or attempt.last_request is None:
+            return
+        if self._send_wanted:
+            return  # stale: a newer REGISTER is already due
+        if 200 <= code < 300:
+            self._succeeded(attempt, response, now)
+        elif code in (401, 407):
+            self._challenged(attempt, response, now)
+        elif code == 423 and not attempt.unregister:
+            self._too_brief(attempt, response, now)
+        elif code in _FAILOVER_STATUS:
+            self._failover(f"{code} {response.reason}", code, now, response)
+        else:
+            self._failed(f"{code} {response.reason}", code, now)
+
+    def send_failed(self, kind: SendFailure, reason: str, now: float) -> None:
+        """The REGISTER got no response: Timer F or a transport error (RFC 3263 §4.3)."""
+        if self._attempt is None or self.status.state in (RegState.IDLE, RegState.STOPPED):
+            return
+        self._send_wanted = False
+        text = "no response (timeout)" if kind is SendFailure.TIMEOUT else reason
+        self._failover(text, None, now, None)
+
+    def flow_lost(self, reason: str, now: float) -> None:
+        """The connection our binding lives on broke: register again (RFC 5626 §4.4.1)."""
+        state = self.status.state
+        if state is RegState.REGISTERED:
+            log.info("%s flow lost (%s): re-registering", self.prefix, reason)
+            self._set_state(_In.FLOW_LOST)
+            self._begin(now)
+        elif state in (RegState.REGISTERING, RegState.REFRESHING) and not self._send_wanted:
+            self.send_failed(SendFailure.TRANSPORT, reason, now)
+
+    # -- internals -----------------------------------------------------------------------
+    def _begin(self, now: float) -> None:
+        self._attempt = _Attempt(self._target)
+        self._send_wanted = True
+        self._timer = None
+        self.status.target = self._target
+
+    def _succeeded(self, attempt: _Attempt, response: Response, now: float) -> None:
+        if attempt.unregister:
+            self._set_state(_In.SUCCESS)
+            self._attempt = None
+            self.status.registered = False
+            self.status.expires_at = None
+            self._events.append(Unregistered("unregistered"))
+            return
+        granted = self._granted_expires(response)
+        if granted <= 0:
+            self._failed("registrar granted no lifetime", response.status_code, now)
+            return
+        self._set_state(_In.SUCCESS)
+        self._attempt = None
+        st = self.status
+        st.registered = True
+        st.reason = None
+        st.status_code = response.status_code
+        st.failures = 0
+        st.expires_at = now + granted
+        st.algorithm = attempt.algorithm
+        st.target = attempt.target
+        # Refresh between refresh_min and refresh_max of the granted time (spread out).
+        span = self.config.refresh_max - self.config.refresh_min
+        fraction = self.config.refresh_min + span * self._uniform()
+        self._timer = now + granted * fraction
+        st.next_attempt = self._timer
+        self._events.append(Registered(granted, attempt.target, attempt.algorithm, response))
+
+    def _challenged(self, attempt: _Attempt, response: Response, now: float) -> None:
+        request = attempt.last_request
+        assert request is not None
+        if self.authorize is None:
+            self._failed(
+                f"{response.status_code} {response.reason} (no credentials)",
+                response.status_code,
+                now,
+            )
+            return
+        if attempt.auth_rounds >= self.config.max_auth_rounds:
+            self._failed(
+                f"{response.status_code} {response.reason}: credentials refused",
+                response.status_code,
+                now,
+            )
+            return
+        try:
+            creds = self.authorize(request, response)
+        except ProtocolError as exc:
+            self._failed(f"cannot answer the challenge: {exc.reason}", response.status_code, now)
+            return
+        attempt.auth_rounds += 1
+        attempt.credentials = creds
+        attempt.algorithm = creds.algorithm
+        self._set_state(_In.RETRY)
+        self._send_wanted = True
+
+    def _too_brief(self, attempt: _Attempt, response: Response, now: float) -> None:
+        # RFC 3261 §10.2.8: retry with an expiration >= Min-Expires.
+        value = (response.headers.get("Min-Expires") or "").strip()
+        if not value.isdigit() or int(value) <= self.config.expires or int(value) > 2**31:
+            self._failed(
+                "423 Interval Too Brief without a usable Min-Expires", response.status_code, now
+            )
+            return
+        self.config.expires = int(value)
+        attempt.credentials = None
+        attempt.auth_rounds = 0
+        self._set_state(_In.RETRY)
+        self._send_wanted = True
+
+    def _failover(
+        self, reason: str, code: int | None, now: float, response: Response | None
+    ) -> None:
+        attempt = self._attempt
+        if attempt is not None and attempt.unregister:
+            self._failed(reason, code, now)
+            return
+        nxt = (attempt.target if attempt else self._target) + 1
+        if nxt < self.targets:
+            log.info(
+                "%s target %d failed (%s): trying target %d", self.prefix, nxt - 1, reason, nxt
+            )
+            self._target = nxt
+            self._set_state(_In.FAILOVER)
+            self._begin(now)
+            self.status.reason = reason
+            return
+        retry_after = None
+        if response is not None:
+            value = (response.headers.get("Retry-After") or "").split(";")[0].strip()
+            retry_after = int(value) if value.isdigit() else None
+        self._failed(reason, code, now, minimum=retry_after)
+
+    def _failed(
+        self, reason: str, code: int | None, now: float, minimum: int | None = None
+    ) -> None:
+        attempt = self._attempt
+        st = self.status
+        st.reason = reason
+        st.status_code = code
+        if attempt is not None and attempt.unregister:
+            self._set_state(_In.FAILURE)
+            self._attempt = None
+            st.registered = False
+            self._events.append(Unregistered(f"un-REGISTER not confirmed: {reason}"))
+            return
+        self._set_state(_In.FAILURE)
+        self._attempt = None
+        st.registered = False
+        st.expires_at = None
+        st.failures += 1
+        # RFC 5626 §4.5: wait = min(max, base * 2^failures), then a random 50-100% of it.
+        cfg = self.config
+        wait = min(cfg.retry_max, cfg.retry_base * (2 ** (st.failures - 1)))
+        delay = wait * (0.5 + 0.5 * self._uniform())
+        if minimum is not None:
+            delay = max(delay, float(minimum))
+        self._timer = now + delay
+        st.next_attempt = self._timer
+        self._target = 0
+        log.info("%s registration failed: %s; retry in %.1fs", self.prefix, reason, delay)
+        self._events.append(RegistrationFailed(reason, code, self._timer))
+
+    def _granted_expires(self, response: Response) -> int:
+        # RFC 3261 §10.2.4: the expires of our Contact in the 2xx, else the Expires header.
+        contact = self._contact
+        try:
+            contacts = response.contacts
+        except ProtocolError:
+            contacts = []
+        for c in contacts:
+            matches = contact is not None and not c.is_star and _same_binding(c.uri, contact)
+            if matches and c.expires is not None:
+                return c.expires
+        value = (response.headers.get("Expires") or "").strip()
+        if value.isdigit():
+            return int(value)
+        if len(contacts) == 1 and contacts[0].expires is not None:
+            return contacts[0].expires
+        return self.config.expires
+
+    def _set_state(self, event: _In) -> None:
+        old = self.status.state
+        new = TRANSITIONS.get((old, event))
+        if new is None:
+            raise LocalProtocolError(
+                f"registration: no transition from {old.value} on {event.value}"
+            )
+        if new is not old:
+            log.debug("%s registration %s -> %s", self.prefix, old.value, new.value)
+        self.status.state = new
+
+    def _uniform(self) -> float:
+        return self.random_bits(32) / 2**32
+
+    def _token(self, bits: int) -> str:
+        return f"{self.random_bits(bits):0{bits // 4}x}"
+
+    def _branch(self) -> str:
+        # RFC 3261 §8.1.1.7: branches start with the magic cookie.
+        return "z9hG4bK" + self._token(64)
+
+
+def _same_binding(a: Uri, b: Uri) -> bool:
+    """Contact match for the granted expiry: user, host and port (registrars add params)."""
+    return (a.user, a.host.lower(), a.port) == (b.user, b.host.lower(), b.port)
