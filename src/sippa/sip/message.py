@@ -1,0 +1,649 @@
+"""SIP messages (RFC 3261 §7): the header multi-map, Request/Response, parse and serialise.
+
+``parse_message(data)`` takes one whole message (a UDP datagram, or what
+:class:`~sippa.sip.framer.StreamFramer` cut from a stream).  The parse path is one split of
+head and body, one pass over the header lines, and eager typed parsing of only the headers
+that every message must carry (§8.1.1), which are validated; the others are parsed lazily by
+the typed accessors and cached until the headers change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sippa.errors import RemoteProtocolError
+from sippa.sip.grammar import (
+    CALL_ID_RE,
+    HEADER_NAME_RE,
+    MAX_HEAD_SIZE,
+    MAX_HEADERS,
+    MAX_MESSAGE_SIZE,
+    REQUEST_LINE_RE,
+    STATUS_LINE_RE,
+    split_comma_list,
+)
+from sippa.sip.headers import CSeq, NameAddr, Via, parse_name_addr_list
+from sippa.sip.status import reason_phrase
+from sippa.sip.uri import Uri
+
+__all__ = [
+    "COMPACT_FORMS",
+    "Headers",
+    "InvalidMessage",
+    "Message",
+    "Request",
+    "Response",
+    "canonical_name",
+    "make_response",
+    "parse_message",
+    "validate_request",
+]
+
+T = TypeVar("T")
+
+# RFC 3261 §7.3.3 compact forms, plus later RFCs (3515 r, 3892 b, 6665 o/u, 3841 a/j,
+# 3841 d, 4028 x, 8224 y, 4474 n).
+COMPACT_FORMS = {
+    "i": "Call-ID",
+    "m": "Contact",
+    "e": "Content-Encoding",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "f": "From",
+    "s": "Subject",
+    "k": "Supported",
+    "t": "To",
+    "v": "Via",
+    "o": "Event",
+    "u": "Allow-Events",
+    "r": "Refer-To",
+    "b": "Referred-By",
+    "a": "Accept-Contact",
+    "j": "Reject-Contact",
+    "d": "Request-Disposition",
+    "x": "Session-Expires",
+    "y": "Identity",
+    "n": "Identity-Info",
+}
+_KNOWN_NAMES = [
+    "Accept",
+    "Accept-Contact",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Alert-Info",
+    "Allow",
+    "Allow-Events",
+    "Authentication-Info",
+    "Authorization",
+    "Call-ID",
+    "Call-Info",
+    "Contact",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Length",
+    "Content-Type",
+    "CSeq",
+    "Date",
+    "Error-Info",
+    "Event",
+    "Expires",
+    "From",
+    "Identity",
+    "Identity-Info",
+    "In-Reply-To",
+    "Max-Forwards",
+    "Min-Expires",
+    "Min-SE",
+    "MIME-Version",
+    "Organization",
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "Path",
+    "Priority",
+    "Privacy",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Require",
+    "RAck",
+    "Reason",
+    "Record-Route",
+    "Refer-To",
+    "Referred-By",
+    "Reject-Contact",
+    "Replaces",
+    "Reply-To",
+    "Request-Disposition",
+    "Require",
+    "Retry-After",
+    "Route",
+    "RSeq",
+    "Security-Client",
+    "Security-Server",
+    "Security-Verify",
+    "Server",
+    "Service-Route",
+    "Session-Expires",
+    "SIP-ETag",
+    "SIP-If-Match",
+    "Subject",
+    "Subscription-State",
+    "Supported",
+    "Timestamp",
+    "To",
+    "Unsupported",
+    "User-Agent",
+    "Via",
+    "Warning",
+    "WWW-Authenticate",
+]
+_CANONICAL = {name.lower(): name for name in _KNOWN_NAMES}
+_CANONICAL.update({k: v for k, v in COMPACT_FORMS.items()})
+# Headers whose value is a comma-separated list (RFC 3261 §7.3.1: "#element" in §25.1).
+# Authorization and friends are NOT: their commas separate auth-params of one value.
+_LIST_HEADERS = frozenset(
+    name.lower()
+    for name in [
+        "Accept",
+        "Accept-Contact",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Alert-Info",
+        "Allow",
+        "Allow-Events",
+        "Call-Info",
+        "Contact",
+        "Content-Encoding",
+        "Content-Language",
+        "Error-Info",
+        "In-Reply-To",
+        "P-Asserted-Identity",
+        "P-Preferred-Identity",
+        "Path",
+        "Privacy",
+        "Proxy-Require",
+        "Reason",
+        "Record-Route",
+        "Reject-Contact",
+        "Request-Disposition",
+        "Require",
+        "Route",
+        "Security-Client",
+        "Security-Server",
+        "Security-Verify",
+        "Service-Route",
+        "Supported",
+        "Unsupported",
+        "Via",
+        "Warning",
+    ]
+)
+# Headers that must not appear more than once (RFC 4475 §3.3.8).
+_SINGLE_HEADERS = ("to", "from", "call-id", "cseq", "max-forwards", "content-length")
+# A bounded cache of header names seen on the wire -> (key, canonical name); bounded so that a
+# peer inventing names cannot grow it without limit.
+_NAME_CACHE: dict[str, tuple[str, str]] = {}
+_NAME_CACHE_LIMIT = 2048
+_FOLD_RE = re.compile(r"\r\n[ \t]+")
+_MAX_FORWARDS_RE = re.compile(r"0*([0-9]{1,3})")
+_CONTENT_LENGTH_RE = re.compile(r"0*([0-9]{1,10})")
+# SIP-date = rfc1123-date (RFC 3261 §20.17): wkday "," SP date1 SP time SP "GMT"
+_DATE_RE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+    r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+)
+
+
+def canonical_name(name: str) -> tuple[str, str]:
+    """``(lower-case key, canonical spelling)`` for a header name (compact forms expanded)."""
+    cached = _NAME_CACHE.get(name)
+    if cached is not None:
+        return cached
+    lower = name.lower()
+    canonical = _CANONICAL.get(lower, name)
+    result = (canonical.lower(), canonical)
+    if len(_NAME_CACHE) < _NAME_CACHE_LIMIT:
+        _NAME_CACHE[name] = result
+    return result
+
+
+class Headers:
+    """An ordered, case-insensitive multi-map of header fields (one entry per field line).
+
+    Names are normalised to their canonical long form (``v`` -> ``Via``, ``cseq`` -> ``CSeq``).
+    """
+
+    __slots__ = ("_cache", "_items")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str, str]] = []
+        self._cache: dict[str, Any] = {}
+        for name, value in items:
+            self.add(name, value)
+
+    @classmethod
+    def _from_parsed(cls, items: list[tuple[str, str, str]]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._cache = {}
+        return headers
+
+    def get(self, name: str) -> str | None:
+        """The first field line's value for ``name`` (not comma-split), or ``None``."""
+        key = canonical_name(name)[0]
+        for k, _, value in self._items:
+            if k == key:
+                return value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """All values: one per field line, comma lists split for list-valued headers."""
+        key = canonical_name(name)[0]
+        values = [value for k, _, value in self._items if k == key]
+        if key in _LIST_HEADERS:
+            split: list[str] = []
+            for value in values:
+                split.extend(split_comma_list(value))
+            return split
+        return values
+
+    def add(self, name: str, value: str) -> None:
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ValueError("header names and values must not contain CR or LF")
+        key, canonical = canonical_name(name)
+        self._items.append((key, canonical, value))
+        self._cache.clear()
+
+    def set(self, name: str, value: str) -> None:
+        """Replace all field lines of ``name`` by one (at the position of the first)."""
+        if "\r" in value or "\n" in value:
+            raise ValueError("header values must not contain CR or LF")
+        key, canonical = canonical_name(name)
+        for i, (k, _, _) in enumerate(self._items):
+            if k == key:
+                self._items[i] = (key, canonical, value)
+                self._items[i + 1 :] = [it for it in self._items[i + 1 :] if it[0] != key]
+                break
+        else:
+            self._items.append((key, canonical, value))
+        self._cache.clear()
+
+    def remove(self, name: str) -> None:
+        key = canonical_name(name)[0]
+        self._items = [it for it in self._items if it[0] != key]
+        self._cache.clear()
+
+    def count(self, name: str) -> int:
+        """How many field lines carry ``name``."""
+        key = canonical_name(name)[0]
+        return sum(1 for it in self._items if it[0] == key)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = canonical_name(name)[0]
+        return any(it[0] == key for it in self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((canonical, value) for _, canonical, value in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(k, v) for k, _, v in self._items] == [(k, v) for k, _, v in other._items]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self)!r})"
+
+    def copy(self) -> Headers:
+        return Headers._from_parsed(list(self._items))
+
+    def cached(self, slot: str, build: Callable[[], T]) -> T:
+        """``build()`` once until the headers change (used by the typed accessors)."""
+        try:
+            return self._cache[slot]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._cache[slot] = build()
+            return value
+
+
+class Message:
+    """What requests and responses share: headers, body and the typed accessors."""
+
+    headers: Headers
+    body: bytes
+
+    def _required(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise RemoteProtocolError(f"missing {name} header")
+        return value
+
+    @property
+    def vias(self) -> list[Via]:
+        return self.headers.cached(
+            "vias", lambda: [Via.parse(v) for v in self.headers.get_all("Via")]
+        )
+
+    @property
+    def top_via(self) -> Via:
+        vias = self.vias
+        if not vias:
+            raise RemoteProtocolError("missing Via header")
+        return vias[0]
+
+    @property
+    def from_(self) -> NameAddr:
+        return self.headers.cached("from", lambda: NameAddr.parse(self._required("From")))
+
+    @property
+    def to(self) -> NameAddr:
+        return self.headers.cached("to", lambda: NameAddr.parse(self._required("To")))
+
+    @property
+    def call_id(self) -> str:
+        return self._required("Call-ID")
+
+    @property
+    def cseq(self) -> CSeq:
+        return self.headers.cached("cseq", lambda: CSeq.parse(self._required("CSeq")))
+
+    @property
+    def max_forwards(self) -> int | None:
+        return self.headers.cached("max-forwards", self._parse_max_forwards)
+
+    def _parse_max_forwards(self) -> int | None:
+        # Max-Forwards = "Max-Forwards" HCOLON 1*DIGIT, 0-255 (RFC 3261 §20.22, RFC 4475 §3.1.2.4)
+        value = self.headers.get("Max-Forwards")
+        if value is None:
+            return None
+        m = _MAX_FORWARDS_RE.fullmatch(value)
+        if m is None or int(m.group(1)) > 255:
+            raise RemoteProtocolError(f"bad Max-Forwards {value[:20]!r}")
+        return int(m.group(1))
+
+    def _name_addrs(self, name: str) -> list[NameAddr]:
+        out: list[NameAddr] = []
+        for value in self.headers.get_all(name):
+            out.extend(parse_name_addr_list(value))
+        return out
+
+    @property
+    def contacts(self) -> list[NameAddr]:
+        return self.headers.cached("contacts", lambda: self._name_addrs("Contact"))
+
+    @property
+    def routes(self) -> list[NameAddr]:
+        return self.headers.cached("routes", lambda: self._name_addrs("Route"))
+
+    @property
+    def record_routes(self) -> list[NameAddr]:
+        return self.headers.cached("record-routes", lambda: self._name_addrs("Record-Route"))
+
+    @property
+    def content_type(self) -> str | None:
+        """The Content-Type value as sent (with parameters), or ``None``."""
+        return self.headers.get("Content-Type")
+
+    @property
+    def media_type(self) -> str | None:
+        """The lower-case ``type/subtype`` of Content-Type, without parameters."""
+        value = self.headers.get("Content-Type")
+        if value is None:
+            return None
+        return value.split(";", 1)[0].strip(" \t").lower()
+
+    def _serialise(self, start_line: str) -> bytes:
+        lines = [start_line]
+        for key, canonical, value in self.headers._items:
+            if key != "content-length":
+                lines.append(f"{canonical}: {value}")
+        lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("")
+        lines.append("")
+        return "\r\n".join(lines).encode() + self.body
+
+
+@dataclass(eq=True)
+class Request(Message):
+    """A SIP request (RFC 3261 §7.1)."""
+
+    method: str
+    uri: Uri
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+    def __bytes__(self) -> bytes:
+        return self._serialise(f"{self.method} {self.uri} SIP/2.0")
+
+
+@dataclass(eq=True)
+class Response(Message):
+    """A SIP response (RFC 3261 §7.2)."""
+
+    status_code: int
+    reason: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+    def __bytes__(self) -> bytes:
+        return self._serialise(f"SIP/2.0 {self.status_code} {self.reason}")
+
+
+class InvalidMessage(RemoteProtocolError):
+    """A message whose start line parsed but which breaks a rule; ``message`` is what parsed.
+
+    With ``message`` (a request) the receiver can still answer ``status_code`` statelessly.
+    """
+
+    def __init__(self, reason: str, status_code: int = 400, message: Message | None = None):
+        super().__init__(reason, status_code)
+        self.message = message
+
+
+def _content_length(headers: Headers) -> int | None:
+    values = [v for k, _, v in headers._items if k == "content-length"]
+    if not values:
+        return None
+    # RFC 4475 §3.3.9: conflicting values are an unrecoverable framing error
+    if len(set(values)) > 1:
+        raise RemoteProtocolError("several Content-Length values")
+    m = _CONTENT_LENGTH_RE.fullmatch(values[0])
+    if m is None:
+        raise RemoteProtocolError(f"bad Content-Length {values[0][:20]!r}")
+    return int(m.group(1))
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse one whole SIP message; raise :class:`RemoteProtocolError` (or InvalidMessage).
+
+    Datagram rules (RFC 3261 §18.3): octets beyond Content-Length are discarded; fewer octets
+    than Content-Length is an error (400); without Content-Length the body runs to the end.
+    """
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise RemoteProtocolError("message too large", 513)
+    # RFC 3261 §7.5: ignore CRLFs before the start line
+    if data[:2] == b"\r\n":
+        data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        head_bytes = data[:end]
+        body = data[end + 4 :]
+    elif data.endswith(b"\r\n"):
+        head_bytes = data[:-2]  # headers end with the datagram (RFC 4475 §3.1.2.15 baddn)
+        body = b""
+    else:
+        raise RemoteProtocolError("message has no end of headers")
+    if len(head_bytes) > MAX_HEAD_SIZE:
+        raise RemoteProtocolError("message header too large", 513)
+    try:
+        head = head_bytes.decode()
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("message header is not UTF-8") from None
+    # RFC 3261 §7.3.1: header fields can be folded onto several lines (LWS continuation)
+    if "\r\n " in head or "\r\n\t" in head:
+        head = _FOLD_RE.sub(" ", head)
+    lines = head.split("\r\n")
+    n_lines = len(lines)
+    if n_lines > MAX_HEADERS + 1:
+        raise RemoteProtocolError("too many header fields")
+    if head.count("\n") != n_lines - 1 or head.count("\r") != n_lines - 1:
+        raise RemoteProtocolError("bare CR or LF in message header")
+
+    # ---- start line (RFC 3261 §7.1, §7.2) ----
+    start = lines[0]
+    message: Request | Response
+    version: str
+    bad_uri: RemoteProtocolError | None = None
+    if start.startswith("SIP/"):
+        m = STATUS_LINE_RE.fullmatch(start)
+        if m is None:
+            raise RemoteProtocolError(f"malformed Status-Line {start[:80]!r}")
+        version = m.group(1)
+        code = int(m.group(2))
+        if code < 100 or code > 699:  # RFC 3261 §7.2: 1xx-6xx (RFC 4475 §3.1.2.19)
+            raise RemoteProtocolError(f"status code {code} out of range")
+        message = Response(code, m.group(3), Headers._from_parsed([]), b"")
+    else:
+        m = REQUEST_LINE_RE.fullmatch(start)
+        if m is None:
+            raise RemoteProtocolError(f"malformed Request-Line {start[:80]!r}")
+        version = m.group(3)
+        try:
+            uri = Uri.parse(m.group(2))
+        except RemoteProtocolError as exc:
+            bad_uri = exc
+            uri = Uri("", opaque=m.group(2))
+        message = Request(m.group(1), uri, Headers._from_parsed([]), b"")
+
+    # ---- header fields: one pass (RFC 3261 §7.3) ----
+    items: list[tuple[str, str, str]] = []
+    append = items.append
+    cache = _NAME_CACHE
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise InvalidMessage(f"header line without colon {line[:60]!r}", 400, None)
+        names = cache.get(name)
+        if names is None:
+            stripped = name.rstrip(" \t")
+            if HEADER_NAME_RE.fullmatch(stripped) is None:
+                raise InvalidMessage(f"bad header name {name[:60]!r}", 400, None)
+            names = canonical_name(stripped)
+            if len(cache) < _NAME_CACHE_LIMIT:
+                cache[name] = names
+        append((names[0], names[1], value.strip(" \t")))
+    headers = message.headers = Headers._from_parsed(items)
+
+    # ---- body framing (RFC 3261 §18.3, §20.14) ----
+    try:
+        length = _content_length(headers)
+    except RemoteProtocolError as exc:
+        raise InvalidMessage(exc.reason, 400, message) from None
+    if length is not None:
+        if length > len(body):
+            raise InvalidMessage("body shorter than Content-Length", 400, message)
+        body = body[:length]
+    message.body = body
+
+    if bad_uri is not None:
+        raise InvalidMessage(bad_uri.reason, bad_uri.status_code, message)
+    # RFC 3261 §8.2.2 / §21.5.6: only SIP/2.0 is spoken here
+    if version != "2.0":
+        raise InvalidMessage(f"SIP version {version} not supported", 505, message)
+    try:
+        _check_mandatory(message)
+    except InvalidMessage:
+        raise
+    except RemoteProtocolError as exc:
+        raise InvalidMessage(exc.reason, exc.status_code, message) from None
+    return message
+
+
+def _check_mandatory(message: Request | Response) -> None:
+    """RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via must be there, once, and parse."""
+    headers = message.headers
+    counts: dict[str, int] = {}
+    for key, _, _ in headers._items:
+        counts[key] = counts.get(key, 0) + 1
+    for key in _SINGLE_HEADERS:
+        if counts.get(key, 0) > 1:
+            raise RemoteProtocolError(f"{canonical_name(key)[1]} header appears more than once")
+    for key in ("via", "from", "to", "call-id", "cseq"):
+        if key not in counts:
+            raise RemoteProtocolError(f"missing {canonical_name(key)[1]} header")
+    if not message.vias:
+        raise RemoteProtocolError("empty Via header")
+    for via in message.vias:
+        if via.protocol != "SIP/2.0":
+            raise RemoteProtocolError(f"Via protocol {via.protocol} not supported", 505)
+    message.from_  # noqa: B018 - parse and cache, raising on a malformed header
+    message.to  # noqa: B018
+    if CALL_ID_RE.fullmatch(message.call_id) is None:
+        raise RemoteProtocolError("malformed Call-ID")
+    message.cseq  # noqa: B018
+    message.max_forwards  # noqa: B018
+
+
+def validate_request(request: Request) -> None:
+    """The semantic checks an element makes before acting on a parsed request.
+
+    Raises :class:`InvalidMessage` with the status the RFCs ask for: 416 for a Request-URI
+    scheme we cannot serve (RFC 3261 §8.2.2.1), 400 for a CSeq method that differs from the
+    request method (§8.2.2 / RFC 4475 §3.1.2.17), escaped headers in the Request-URI
+    (§19.1.1 table), a malformed Contact (§20.10) or a non-GMT Date (§20.17).
+    """
+    try:
+        if request.uri.scheme not in ("sip", "sips", "tel"):
+            raise RemoteProtocolError(f"unsupported URI scheme {request.uri.scheme!r}", 416)
+        if request.uri.headers:
+            raise RemoteProtocolError("headers are not allowed in the Request-URI")
+        if request.cseq.method != request.method:
+            raise RemoteProtocolError("CSeq method does not match the request method")
+        request.contacts  # noqa: B018 - parse, raising on a malformed Contact
+        date = request.headers.get("Date")
+        if date is not None and _DATE_RE.fullmatch(date) is None:
+            raise RemoteProtocolError("Date is not an RFC 1123 GMT date")
+    except InvalidMessage:
+        raise
+    except RemoteProtocolError as exc:
+        raise InvalidMessage(exc.reason, exc.status_code, request) from None
+
+
+def make_response(
+    request: Request,
+    status_code: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    record_route: bool = False,
+) -> Response:
+    """A response to ``request`` per RFC 3261 §8.2.6.2.
+
+    Copies Via (all, in order), From, Call-ID and CSeq; copies To and adds ``to_tag`` if the
+    To has no tag yet (never for 100 Trying).  ``record_route=True`` copies Record-Route, as a
+    UAS does in dialog-creating 18x/2xx responses (§12.1.1).
+    """
+    items: list[tuple[str, str]] = []
+    for key, canonical, value in request.headers._items:
+        if key in ("via", "from", "call-id", "cseq") or (record_route and key == "record-route"):
+            items.append((canonical, value))
+        elif key == "to":
+            to_value = value
+            if to_tag is not None and status_code != 100 and request.to.tag is None:
+                to_value = str(request.to.with_tag(to_tag))
+            items.append((canonical, to_value))
+    return Response(
+        status_code,
+        reason if reason is not None else reason_phrase(status_code),
+        Headers(items),
+    )
