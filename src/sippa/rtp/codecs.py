@@ -1,0 +1,338 @@
+"""Audio codecs behind one small Encoder/Decoder interface, with a registry by SDP name.
+
+PCM everywhere is signed 16-bit little-endian mono at the codec's ``sample_rate``; one call
+encodes or decodes one frame of ``ptime`` milliseconds. G.711 (PCMU/PCMA, ITU-T G.711) is
+table-driven with numpy: it is the hot codec of the media engine. G.722 and Opus go through
+FFmpeg via PyAV (``av``). Every decoder can :meth:`~Decoder.conceal` a lost frame.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from sippa.errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "CODECS",
+    "CodecSpec",
+    "Decoder",
+    "Encoder",
+    "alaw_decode",
+    "alaw_encode",
+    "get_decoder",
+    "get_encoder",
+    "ulaw_decode",
+    "ulaw_encode",
+]
+
+DEFAULT_PTIME: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class CodecSpec:
+    """What SDP needs to know about a codec (RFC 3551 §4.5, RFC 7587)."""
+
+    name: str
+    """Encoding name as in a=rtpmap (compared case-insensitively)."""
+    clock_rate: int
+    """RTP clock rate (G.722: 8000 although it samples at 16000, RFC 3551 §4.5.2)."""
+    sample_rate: int
+    """Audio sample rate of the PCM in and out."""
+    channels: int
+    """Channels announced in a=rtpmap (Opus: always 2, RFC 7587 §7); PCM is always mono."""
+    static_payload_type: int | None
+    """The RFC 3551 static payload type, if any."""
+
+
+CODECS: Final = {
+    "pcmu": CodecSpec("PCMU", 8000, 8000, 1, 0),
+    "pcma": CodecSpec("PCMA", 8000, 8000, 1, 8),
+    "g722": CodecSpec("G722", 8000, 16000, 1, 9),
+    "opus": CodecSpec("opus", 48000, 48000, 2, None),
+}
+"""The codecs :func:`get_encoder`/:func:`get_decoder` know, by lower-case name."""
+
+
+class Encoder(ABC):
+    """Encodes one frame of PCM (s16le mono at ``sample_rate``) into one RTP payload."""
+
+    spec: CodecSpec
+    sample_rate: int
+    clock_rate: int
+    ptime: int
+
+    def frame_samples(self, ptime: int | None = None) -> int:
+        """PCM samples in one frame of ``ptime`` ms (default: this encoder's ptime)."""
+        return self.sample_rate * (ptime or self.ptime) // 1000
+
+    def timestamp_increment(self, ptime: int | None = None) -> int:
+        """RTP timestamp units per frame of ``ptime`` ms."""
+        return self.clock_rate * (ptime or self.ptime) // 1000
+
+    @abstractmethod
+    def encode(self, pcm: bytes) -> bytes:
+        """One frame of PCM in, one payload out."""
+
+
+class Decoder(ABC):
+    """Decodes one RTP payload into PCM (s16le mono at ``sample_rate``)."""
+
+    spec: CodecSpec
+    sample_rate: int
+    clock_rate: int
+    ptime: int
+    _last: bytes
+    _concealed: int
+
+    def frame_samples(self, ptime: int | None = None) -> int:
+        """PCM samples in one frame of ``ptime`` ms (default: this decoder's ptime)."""
+        return self.sample_rate * (ptime or self.ptime) // 1000
+
+    def decode(self, payload: bytes) -> bytes:
+        """One payload in, its PCM out; RemoteProtocolError if the payload is not decodable."""
+        pcm = self._decode(payload)
+        self._last = pcm
+        self._concealed = 0
+        return pcm
+
+    @abstractmethod
+    def _decode(self, payload: bytes) -> bytes: ...
+
+    def conceal(self) -> bytes:
+        """PCM for one lost frame: the last frame repeated and faded, then silence.
+
+        Each consecutive concealed frame is 6 dB quieter; after 4 it is silence (comfort frame).
+        """
+        self._concealed += 1
+        if not self._last or self._concealed > 4:
+            return bytes(2 * self.frame_samples())
+        gain = 0.5**self._concealed
+        last = np.frombuffer(self._last, dtype="<i2").astype(np.float32)
+        ramp = np.linspace(1.0, 0.5, last.size, dtype=np.float32) * gain
+        return (last * ramp).astype("<i2").tobytes()
+
+
+# --- G.711 (ITU-T G.711; bit-exact with the classic Sun/CCITT reference code) ---
+
+_BIAS = 0x84
+_CLIP = 32635
+
+
+def _build_ulaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
+    pcm = np.arange(-32768, 32768, dtype=np.int32)
+    sign = np.where(pcm < 0, 0x80, 0)
+    mag = np.minimum(np.abs(pcm), _CLIP) + _BIAS
+    exponent = np.floor(np.log2(mag >> 7)).astype(np.int32)
+    mantissa = (mag >> (exponent + 3)) & 0x0F
+    enc = (~(sign | (exponent << 4) | mantissa)) & 0xFF
+    # Index by the 16-bit pattern (pcm viewed as uint16).
+    encode = np.empty(65536, dtype=np.uint8)
+    encode[pcm.astype(np.uint16)] = enc
+    u = (~np.arange(256)) & 0xFF
+    exp = (u >> 4) & 0x07
+    man = u & 0x0F
+    val = (((man << 3) + _BIAS) << exp) - _BIAS
+    decode = np.where(u & 0x80, -val, val).astype(np.int16)
+    return encode, decode
+
+
+def _build_alaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
+    pcm = np.arange(-32768, 32768, dtype=np.int32)
+    sign = np.where(pcm >= 0, 0x80, 0)
+    mag = np.where(pcm >= 0, pcm, -pcm - 1)  # one's complement for negatives, as G.191
+    mag = np.minimum(mag, 0x7FFF)
+    seg_in = mag >> 8
+    exponent = np.where(seg_in > 0, np.floor(np.log2(np.maximum(seg_in, 1))) + 1, 0).astype(
+        np.int32
+    )
+    mantissa = np.where(exponent == 0, mag >> 4, mag >> (exponent + 3)) & 0x0F
+    enc = ((exponent << 4) | mantissa | sign) ^ 0x55
+    encode = np.empty(65536, dtype=np.uint8)
+    encode[pcm.astype(np.uint16)] = enc
+    a = np.arange(256) ^ 0x55
+    exp = (a >> 4) & 0x07
+    man = a & 0x0F
+    val = np.where(exp == 0, (man << 4) + 8, ((man << 4) + 0x108) << np.maximum(exp - 1, 0))
+    decode = np.where(a & 0x80, val, -val).astype(np.int16)
+    return encode, decode
+
+
+_ULAW_ENC, _ULAW_DEC = _build_ulaw_tables()
+_ALAW_ENC, _ALAW_DEC = _build_alaw_tables()
+_ULAW_DEC_LE: Final[npt.NDArray[np.int16]] = _ULAW_DEC.astype("<i2")
+_ALAW_DEC_LE: Final[npt.NDArray[np.int16]] = _ALAW_DEC.astype("<i2")
+
+
+def ulaw_encode(pcm: bytes) -> bytes:
+    """s16le PCM to G.711 mu-law, one octet per sample."""
+    return _ULAW_ENC[np.frombuffer(pcm, dtype="<u2")].tobytes()
+
+
+def ulaw_decode(data: bytes) -> bytes:
+    """G.711 mu-law to s16le PCM."""
+    return _ULAW_DEC_LE[np.frombuffer(data, dtype=np.uint8)].tobytes()
+
+
+def alaw_encode(pcm: bytes) -> bytes:
+    """s16le PCM to G.711 A-law, one octet per sample."""
+    return _ALAW_ENC[np.frombuffer(pcm, dtype="<u2")].tobytes()
+
+
+def alaw_decode(data: bytes) -> bytes:
+    """G.711 A-law to s16le PCM."""
+    return _ALAW_DEC_LE[np.frombuffer(data, dtype=np.uint8)].tobytes()
+
+
+class _G711Encoder(Encoder):
+    def __init__(self, spec: CodecSpec, ptime: int, fn: Callable[[bytes], bytes]) -> None:
+        self.spec = spec
+        self.sample_rate = spec.sample_rate
+        self.clock_rate = spec.clock_rate
+        self.ptime = ptime
+        self._fn = fn
+
+    def encode(self, pcm: bytes) -> bytes:
+        if len(pcm) % 2:
+            raise LocalProtocolError("PCM must be whole 16-bit samples")
+        return self._fn(pcm)
+
+
+class _G711Decoder(Decoder):
+    def __init__(self, spec: CodecSpec, ptime: int, fn: Callable[[bytes], bytes]) -> None:
+        self.spec = spec
+        self.sample_rate = spec.sample_rate
+        self.clock_rate = spec.clock_rate
+        self.ptime = ptime
+        self._fn = fn
+        self._last = b""
+        self._concealed = 0
+
+    def _decode(self, payload: bytes) -> bytes:
+        return self._fn(payload)
+
+
+# --- G.722 and Opus through PyAV (FFmpeg) ---
+
+# libopus frame durations (ms) that one RTP packet of ptime ms can carry (RFC 6716 §2.1.4).
+_OPUS_DURATIONS: Final = {10, 20, 40, 60}
+
+
+class _AvEncoder(Encoder):
+    def __init__(
+        self, spec: CodecSpec, ptime: int, ffname: str, options: dict[str, str], bitrate: int
+    ) -> None:
+        self.spec = spec
+        self.sample_rate = spec.sample_rate
+        self.clock_rate = spec.clock_rate
+        self.ptime = ptime
+        ctx: Any = av.CodecContext.create(ffname, "w")
+        ctx.sample_rate = self.sample_rate
+        ctx.layout = "mono"
+        ctx.format = "s16"
+        if bitrate:
+            ctx.bit_rate = bitrate
+        ctx.options = options
+        ctx.open()
+        self._ctx = ctx
+        self._pts = 0
+
+    def encode(self, pcm: bytes) -> bytes:
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if samples.size != self.frame_samples():
+            raise LocalProtocolError(
+                f"{self.spec.name} wants {self.frame_samples()} samples per frame"
+            )
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._pts
+        self._pts += samples.size
+        return b"".join(bytes(p) for p in self._ctx.encode(frame))
+
+
+class _AvDecoder(Decoder):
+    def __init__(self, spec: CodecSpec, ptime: int, ffname: str) -> None:
+        self.spec = spec
+        self.sample_rate = spec.sample_rate
+        self.clock_rate = spec.clock_rate
+        self.ptime = ptime
+        ctx: Any = av.CodecContext.create(ffname, "r")
+        ctx.sample_rate = self.sample_rate
+        ctx.layout = "mono"
+        ctx.format = "s16"
+        self._ctx = ctx
+        self._last = b""
+        self._concealed = 0
+
+    def _decode(self, payload: bytes) -> bytes:
+        if not payload:
+            raise RemoteProtocolError(f"empty {self.spec.name} payload")
+        try:
+            frames = self._ctx.decode(av.Packet(payload))
+        except av.FFmpegError as exc:
+            raise RemoteProtocolError(f"undecodable {self.spec.name} payload: {exc}") from exc
+        return b"".join(_s16_mono(f) for f in frames)
+
+
+def _s16_mono(frame: Any) -> bytes:
+    data = frame.to_ndarray()
+    if data.dtype.kind == "f":
+        data = np.clip(data * 32768.0, -32768, 32767).astype("<i2")
+    if data.ndim == 2 and data.shape[0] > 1:  # planar multi-channel: average
+        data = data.mean(axis=0).astype("<i2")
+    return np.asarray(data, dtype="<i2").reshape(-1).tobytes()
+
+
+# --- registry ---
+
+
+def _spec(name: str, clock_rate: int, channels: int) -> CodecSpec:
+    spec = CODECS.get(name.lower())
+    if spec is None:
+        raise LocalProtocolError(f"unknown codec {name!r}", 488)
+    if clock_rate != spec.clock_rate:
+        raise LocalProtocolError(f"{spec.name} runs at {spec.clock_rate} Hz, not {clock_rate}", 488)
+    if channels not in (1, spec.channels):
+        raise LocalProtocolError(f"{spec.name} with {channels} channels", 488)
+    return spec
+
+
+def get_encoder(
+    name: str, clock_rate: int, channels: int = 1, *, ptime: int = DEFAULT_PTIME, bitrate: int = 0
+) -> Encoder:
+    """An encoder for the a=rtpmap ``name/clock_rate/channels``; ``bitrate`` is for Opus."""
+    spec = _spec(name, clock_rate, channels)
+    if ptime <= 0:
+        raise LocalProtocolError("ptime must be positive")
+    key = spec.name.lower()
+    if key == "pcmu":
+        return _G711Encoder(spec, ptime, ulaw_encode)
+    if key == "pcma":
+        return _G711Encoder(spec, ptime, alaw_encode)
+    if key == "g722":
+        return _AvEncoder(spec, ptime, "g722", {}, 0)
+    if ptime not in _OPUS_DURATIONS:
+        raise LocalProtocolError(f"Opus cannot carry ptime {ptime}", 488)
+    options = {"frame_duration": str(ptime), "application": "voip"}
+    return _AvEncoder(spec, ptime, "libopus", options, bitrate or 32000)
+
+
+def get_decoder(
+    name: str, clock_rate: int, channels: int = 1, *, ptime: int = DEFAULT_PTIME
+) -> Decoder:
+    """A decoder for the a=rtpmap ``name/clock_rate/channels``."""
+    spec = _spec(name, clock_rate, channels)
+    key = spec.name.lower()
+    if key == "pcmu":
+        return _G711Decoder(spec, ptime, ulaw_decode)
+    if key == "pcma":
+        return _G711Decoder(spec, ptime, alaw_decode)
+    if key == "g722":
+        return _AvDecoder(spec, ptime, "g722")
+    return _AvDecoder(spec, ptime, "libopus")
