@@ -48,14 +48,22 @@ class StreamFramer:
         if self._error is not None:
             raise self._error
         self._buffer += data
+        out: list[bytes] = []
         try:
-            return self._drain()
+            self._drain(out)
         except RemoteProtocolError as exc:
             self._error = exc
-            raise
+            if not out:
+                raise
+            # Hand out what was complete before the bad part; the error comes next call.
+        return out
 
-    def _drain(self) -> list[bytes]:
-        out: list[bytes] = []
+    @property
+    def error(self) -> RemoteProtocolError | None:
+        """The framing error that broke this stream (then close the connection), if any."""
+        return self._error
+
+    def _drain(self, out: list[bytes]) -> None:
         buf = self._buffer
         while True:
             if self._need is None:
@@ -66,19 +74,19 @@ class StreamFramer:
                         del buf[:4]
                         self._scanned = 0
                     elif len(buf) == 2 or (len(buf) == 3 and buf[2:3] == b"\r"):
-                        return out  # could still become a ping: wait for more
+                        return  # could still become a ping: wait for more
                     else:
                         self.pongs += 1
                         del buf[:2]
                         self._scanned = 0
                 if not buf:
-                    return out
+                    return
                 end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
                 if end < 0:
                     self._scanned = len(buf)
                     if len(buf) > self.max_header_size:
                         raise RemoteProtocolError("message header too large", 513)
-                    return out
+                    return
                 if end > self.max_header_size:
                     raise RemoteProtocolError("message header too large", 513)
                 length = self._content_length(bytes(buf[:end]))
@@ -86,7 +94,7 @@ class StreamFramer:
                 if self._need > self.max_message_size:
                     raise RemoteProtocolError("message too large", 513)
             if len(buf) < self._need:
-                return out
+                return
             out.append(bytes(buf[: self._need]))
             del buf[: self._need]
             self._need = None
