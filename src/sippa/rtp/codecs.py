@@ -172,7 +172,8 @@ _ALAW_DEC_LE: Final[npt.NDArray[np.int16]] = _ALAW_DEC.astype("<i2")
 
 def ulaw_encode(pcm: bytes) -> bytes:
     """s16le PCM to G.711 mu-law, one octet per sample."""
-    return _ULAW_ENC[np.frombuffer(pcm, dtype="<u2")].tobytes()
+    out: bytes = _ULAW_ENC[np.frombuffer(pcm, dtype="<u2")].tobytes()
+    return out
 
 
 def ulaw_decode(data: bytes) -> bytes:
@@ -182,7 +183,8 @@ def ulaw_decode(data: bytes) -> bytes:
 
 def alaw_encode(pcm: bytes) -> bytes:
     """s16le PCM to G.711 A-law, one octet per sample."""
-    return _ALAW_ENC[np.frombuffer(pcm, dtype="<u2")].tobytes()
+    out: bytes = _ALAW_ENC[np.frombuffer(pcm, dtype="<u2")].tobytes()
+    return out
 
 
 def alaw_decode(data: bytes) -> bytes:
