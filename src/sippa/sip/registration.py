@@ -310,6 +310,12 @@ class Registration:
             return self._attempt.target
         return None
 
+    @property
+    def fresh_attempt(self) -> bool:
+        """True when the due REGISTER starts a new attempt (not a digest or 423 retry)."""
+        a = self._attempt
+        return a is not None and a.last_request is None
+
     def build_request(self, local: LocalContact, now: float) -> Request:
         """The REGISTER to send over a flow whose local end is ``local``."""
         attempt = self._attempt

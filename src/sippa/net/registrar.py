@@ -1,0 +1,384 @@
+"""The driver of one line's registration: RFC 3263 location, flows, the REGISTER transaction.
+
+:class:`LineRegistrar` runs a :class:`~sippa.sip.registration.Registration` (what to send and
+when) over an :class:`~sippa.net.endpoint.Endpoint` (how): it locates the registrar with
+:func:`sippa.net.dns.locate`, opens the flow to the chosen target (TLS checked against the
+SIP domain, RFC 5922), builds the REGISTER for that flow's local address, runs it through a
+non-INVITE client transaction (:mod:`sippa.sip.transaction`: retransmissions over UDP, Timer F)
+and feeds the outcome back. A flow that breaks (Kamailio restarted, TLS dropped) makes the
+line register again at once.
+
+The status of the line (:class:`LineStatus`) says registered or not and why, with the flow's
+transport and TLS details and the digest algorithm used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sippa.errors import ProtocolError
+from sippa.net.dns import Resolver, locate
+from sippa.net.endpoint import Endpoint, FlowLost, describe_error
+from sippa.net.tls import TlsInfo
+from sippa.net.transport import Flow, Peer
+from sippa.sip.events import Address
+from sippa.sip.locate import LocateRequest, Target, TransportChoice
+from sippa.sip.message import Request, Response, parse_message
+from sippa.sip.registration import (
+    Authorize,
+    LocalContact,
+    Registered,
+    Registration,
+    RegistrationConfig,
+    RegistrationEvent,
+    RegistrationFailed,
+    SendFailure,
+    Unregistered,
+)
+from sippa.sip.timers import TimerConfig
+from sippa.sip.transaction import (
+    ClientTransaction,
+    InviteServerTransaction,
+    NonInviteClientTransaction,
+    Transaction,
+    response_key,
+)
+from sippa.sip.uri import Uri
+
+__all__ = ["LineRegistrar", "LineStatus"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LineStatus:
+    """What the line shows (and what ``sippa register`` prints)."""
+
+    registered: bool = False
+    state: str = "idle"
+    reason: str | None = None
+    """Why the last attempt failed (TLS refusal reasons included); None after success."""
+    status_code: int | None = None
+    expires: int | None = None
+    """Granted lifetime of the current binding, seconds."""
+    transport: str | None = None
+    target: str | None = None
+    """``transport:address:port`` of the registrar that answered."""
+    tls: TlsInfo | None = None
+    algorithm: str | None = None
+    """Digest algorithm of the last successful REGISTER."""
+    auth_info: str | None = None
+    """The registrar's own report when it sends one (the lab's X-Lab-Auth header)."""
+    local: str | None = None
+    """Our ``address:port`` on the flow."""
+    locate_trace: tuple[str, ...] = ()
+
+
+class _TU:
+    """The transaction user of one REGISTER client transaction (sends over the endpoint)."""
+
+    def __init__(self, owner: LineRegistrar) -> None:
+        self.owner = owner
+        self.outcome: asyncio.Future[Response | tuple[SendFailure, str]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def send_message(
+        self, txn: Transaction, message: Request | Response, destination: Address
+    ) -> None:
+        self.owner._send(bytes(message))
+
+    def response_received(self, txn: ClientTransaction, response: Response, now: float) -> None:
+        if response.status_code >= 200 and not self.outcome.done():
+            self.outcome.set_result(response)
+
+    def ack_received(self, txn: InviteServerTransaction, ack: Request, now: float) -> None:
+        return None
+
+    def transaction_timeout(self, txn: Transaction, now: float) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result((SendFailure.TIMEOUT, "no response (timeout)"))
+
+    def transaction_transport_error(self, txn: Transaction, now: float) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result((SendFailure.TRANSPORT, "transport error"))
+
+    def transaction_terminated(self, txn: Transaction) -> None:
+        return None
+
+
+@dataclass
+class LineRegistrar:
+    """Registers one line over ``endpoint`` until :meth:`stop`."""
+
+    endpoint: Endpoint
+    config: RegistrationConfig
+    authorize: Authorize | None
+    resolver: Resolver
+    proxy: Uri | None = None
+    """Outbound proxy / registrar location; default: the AoR's domain (RFC 3263 on it)."""
+    transport: TransportChoice = TransportChoice.AUTO
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    name: str = "line"
+    clock: Callable[[], float] = time.monotonic
+    on_event: Callable[[RegistrationEvent], None] | None = None
+    status: LineStatus = field(default_factory=LineStatus)
+
+    def __post_init__(self) -> None:
+        self.registration = Registration(
+            self.config, secrets.randbits, self.authorize, prefix=f"[{self.name}]"
+        )
+        self.targets: list[Target] = []
+        self._flow: Flow | None = None
+        self._peer: Peer | None = None
+        self._txn: NonInviteClientTransaction | None = None
+        self._tu: _TU | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+        self._stopping = False
+        self._outcomes = 0
+
+    # -- control -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start registering in the background."""
+        self.endpoint.add_handler(self._on_message)
+        self.endpoint.add_flow_listener(self._on_flow_lost)
+        self.registration.start(self.clock())
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Un-REGISTER (Expires: 0) when registered, then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self.registration.stop(self.clock())
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._until_stopped(), timeout)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+        self._task = None
+        if self._peer is not None:
+            self.endpoint.transports.pin(self._peer, False)
+        self.endpoint.remove_handler(self._on_message)
+        self.endpoint.remove_flow_listener(self._on_flow_lost)
+
+    async def _until_stopped(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.registration.status.state.value == "stopped")
+
+    async def wait(self, predicate: Callable[[LineStatus], bool], timeout: float) -> LineStatus:
+        """Wait until ``predicate(status)`` holds (raises TimeoutError)."""
+
+        async def waiter() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate(self.status))
+
+        await asyncio.wait_for(waiter(), timeout)
+        return self.status
+
+    async def wait_outcome(self, timeout: float) -> LineStatus:
+        """Wait for the next registration result (registered, or failed)."""
+        seen = self._outcomes
+        return await self.wait(lambda st: self._outcomes > seen, timeout)
+
+    # -- the loop ------------------------------------------------------------------------
+    async def _run(self) -> None:
+        reg = self.registration
+        try:
+            while True:
+                target = reg.wants_send()
+                if target is not None:
+                    await self._attempt(target)
+                    await self._publish()
+                    continue
+                if self._stopping and reg.status.state.value == "stopped":
+                    await self._publish()
+                    return
+                when = reg.get_timer()
+                self._wake.clear()
+                delay = None if when is None else max(0.0, when - self.clock())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                reg.handle_timer(self.clock())
+                await self._publish()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("[%s] registration driver failed", self.name)
+            raise
+
+    async def _attempt(self, index: int) -> None:
+        reg = self.registration
+        # Locate afresh for each new attempt on the first target (not for a digest retry).
+        relocate = not self.targets or (index == 0 and reg.fresh_attempt)
+        if relocate and not await self._locate():
+            return
+        if index >= len(self.targets):
+            index = 0
+        target = self.targets[index]
+        peer = Peer.of(target.transport.value, target.address, target.port)
+        self.endpoint.expect_identity(
+            peer, target.tls_server_name if peer.transport == "TLS" else None
+        )
+        try:
+            flow = await self.endpoint.connect(peer)
+        except (OSError, TimeoutError) as exc:
+            reason = describe_error(exc)
+            log.info("[%s] %s: %s", self.name, peer, reason)
+            reg.send_failed(SendFailure.TRANSPORT, f"{peer}: {reason}", self.clock())
+            return
+        if self._peer is not None and self._peer != peer:
+            self.endpoint.transports.pin(self._peer, False)
+        self._flow, self._peer = flow, peer
+        self.endpoint.transports.pin(peer)
+        local = LocalContact(flow.transport, flow.local_host, flow.local_port)
+        request = reg.build_request(local, self.clock())
+        outcome = await self._transact(request, flow)
+        now = self.clock()
+        if isinstance(outcome, Response):
+            self._note_response(outcome, flow, target)
+            reg.response_received(outcome, now)
+        else:
+            kind, reason = outcome
+            reg.send_failed(kind, f"{peer}: {reason}", now)
+
+    async def _locate(self) -> bool:
+        aor = self.config.aor
+        where = self.proxy or aor
+        request = LocateRequest.from_uri(
+            where.replace(scheme=aor.scheme) if self.proxy is not None else where,
+            transport=self.transport,
+        )
+        result = await locate(request, self.resolver)
+        self.status.locate_trace = result.trace
+        if not result.targets:
+            reason = f"cannot locate {where.host}: {result.error or 'no targets'}"
+            self.registration.set_targets(1)
+            self.registration.send_failed(SendFailure.TRANSPORT, reason, self.clock())
+            return False
+        self.targets = list(result.targets)
+        self.registration.set_targets(len(self.targets))
+        return True
+
+    async def _transact(
+        self, request: Request, flow: Flow
+    ) -> Response | tuple[SendFailure, str]:
+        tu = _TU(self)
+        destination = Address(flow.transport.lower(), flow.peer.host, flow.peer.port)
+        txn = NonInviteClientTransaction(
+            request, destination, tu, self.timers, f"{self.name}-{request.cseq.seq}"
+        )
+        self._txn, self._tu = txn, tu
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def arm() -> None:
+            nonlocal handle
+            if handle is not None:
+                handle.cancel()
+                handle = None
+            when = txn.get_timer()
+            if when is not None:
+                handle = loop.call_at(loop.time() + max(0.0, when - self.clock()), fire)
+
+        def fire() -> None:
+            txn.handle_timer(self.clock())
+            arm()
+
+        try:
+            txn.start(self.clock())
+            arm()
+            return await tu.outcome
+        finally:
+            if handle is not None:
+                handle.cancel()
+            self._txn = self._tu = None
+
+    # -- inputs from the endpoint --------------------------------------------------------
+    def _send(self, data: bytes) -> None:
+        peer = self._peer
+        if peer is None:
+            return
+        try:
+            if self.endpoint.transports.send_on(data, peer) is None:
+                task = asyncio.ensure_future(self.endpoint.transports.send(data, peer))
+                task.add_done_callback(self._sent)
+        except (OSError, ConnectionError) as exc:
+            self._fail_txn(describe_error(exc))
+
+    def _sent(self, task: asyncio.Future[Flow]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._fail_txn(describe_error(task.exception()))  # type: ignore[arg-type]
+
+    def _fail_txn(self, reason: str) -> None:
+        tu = self._tu
+        if tu is not None and not tu.outcome.done():
+            tu.outcome.set_result((SendFailure.TRANSPORT, reason))
+
+    def _on_message(self, data: bytes, flow: Flow) -> bool:
+        txn = self._txn
+        if txn is None or not data.startswith(b"SIP/2.0 ") or txn.branch.encode() not in data:
+            return False
+        try:
+            message = parse_message(data)
+        except ProtocolError as exc:
+            log.info("[%s] bad response from %s: %s", self.name, flow.peer, exc.reason)
+            return True
+        if not isinstance(message, Response) or response_key(message) != txn.key:
+            return False
+        self._flow = flow if flow.peer == self._peer else self._flow
+        txn.receive_response(message, self.clock())
+        return True
+
+    def _on_flow_lost(self, notice: FlowLost) -> None:
+        if notice.peer != self._peer:
+            return
+        tu = self._tu
+        if tu is not None and not tu.outcome.done():
+            tu.outcome.set_result((SendFailure.TRANSPORT, notice.reason))
+            return
+        self.registration.flow_lost(notice.reason, self.clock())
+        self._wake.set()
+
+    # -- status --------------------------------------------------------------------------
+    def _note_response(self, response: Response, flow: Flow, target: Target) -> None:
+        st = self.status
+        st.transport = flow.transport
+        st.target = f"{flow.peer}"
+        st.local = f"{flow.local_host}:{flow.local_port}"
+        st.tls = flow.tls
+        if 200 <= response.status_code < 300:
+            st.auth_info = response.headers.get("X-Lab-Auth")
+
+    async def _publish(self) -> None:
+        reg = self.registration
+        while (event := reg.next_event()) is not None:
+            st = self.status
+            self._outcomes += 1
+            if isinstance(event, Registered):
+                st.expires = event.expires
+                st.algorithm = event.algorithm
+                st.reason = None
+                st.status_code = event.response.status_code
+                log.info("[%s] registered for %ds via %s", self.name, event.expires, st.target)
+            elif isinstance(event, RegistrationFailed):
+                st.reason = event.reason
+                st.status_code = event.status_code
+                log.info("[%s] registration failed: %s", self.name, event.reason)
+            elif isinstance(event, Unregistered):
+                st.reason = None if event.reason == "unregistered" else event.reason
+            if self.on_event is not None:
+                self.on_event(event)
+        self.status.registered = reg.status.registered
+        self.status.state = reg.status.state.value
+        async with self._changed:
+            self._changed.notify_all()
