@@ -144,6 +144,7 @@ class LineRegistrar:
         self._changed = asyncio.Condition()
         self._stopping = False
         self._outcomes = 0
+        self._sends: set[asyncio.Future[Flow]] = set()
 
     # -- control -------------------------------------------------------------------------
     def start(self) -> None:
@@ -311,6 +312,8 @@ class LineRegistrar:
         try:
             if self.endpoint.transports.send_on(data, peer) is None:
                 task = asyncio.ensure_future(self.endpoint.transports.send(data, peer))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
                 task.add_done_callback(self._sent)
         except (OSError, ConnectionError) as exc:
             self._fail_txn(describe_error(exc))
