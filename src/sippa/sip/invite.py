@@ -1,0 +1,743 @@
+"""The INVITE session (RFC 3261 §13-15, §9, §14): one call, caller or callee side.
+
+The session drives dialogs and transactions but knows nothing of SDP: offers and answers are opaque
+bodies carried in and out, and every step is reported as an event so a negotiator above can drive
+it (the PJSIP split between invite session and SDP negotiator). Transactions are owned by the
+:class:`SessionHost` (the UA core); the session asks it to send and is told what came back.
+
+The call state machine is the table below; re-INVITEs, 2xx retransmission (§13.3.1.4), the ACK for
+2xx (§13.2.2.4), CANCEL (§9) and glare (§14.1) are handled around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from sippa.errors import LocalProtocolError
+from sippa.sip.dialog import Dialog
+from sippa.sip.events import (
+    Address,
+    CallAnswered,
+    CallConfirmed,
+    CallEnded,
+    CallRinging,
+    Event,
+    ReinviteAnswered,
+    ReinviteFailed,
+    ReinviteGlare,
+    ReinviteReceived,
+)
+from sippa.sip.headers import NameAddr
+from sippa.sip.message import Request, Response, make_response
+from sippa.sip.timers import TimerConfig, Timers
+from sippa.sip.transaction import (
+    ClientTransaction,
+    InviteClientTransaction,
+    ServerTransaction,
+    Transaction,
+)
+from sippa.sip.uri import Uri
+
+__all__ = ["CallEvent", "CallState", "InviteSession", "SessionHost", "glare_delay"]
+
+log = logging.getLogger(__name__)
+
+
+class CallState(Enum):
+    """States of an INVITE session."""
+
+    CALLING = "calling"  # UAC: INVITE sent, nothing (or only 100) back
+    INCOMING = "incoming"  # UAS: INVITE received, nothing sent but 100
+    EARLY = "early"  # a provisional went out (UAS) or came in (UAC)
+    CONNECTING = "connecting"  # UAS: 2xx sent, waiting for the ACK
+    CONFIRMED = "confirmed"  # established
+    TERMINATING = "terminating"  # our BYE is pending
+    TERMINATED = "terminated"
+
+
+class CallEvent(Enum):
+    """Inputs of the call state machine."""
+
+    PROVISIONAL = "1xx received"
+    ANSWERED = "2xx received"
+    FAILED = "300-699 received"
+    TIMEOUT = "INVITE timed out"
+    RINGING_SENT = "1xx sent"
+    ANSWER_SENT = "2xx sent"
+    REJECT_SENT = "300-699 sent"
+    CANCELLED = "CANCEL received"
+    ACK = "ACK received"
+    ACK_TIMEOUT = "no ACK for 64*T1"
+    BYE_SENT = "BYE sent"
+    BYE_RECEIVED = "BYE received"
+    BYE_DONE = "BYE completed"
+
+
+C = CallState
+V = CallEvent
+CALL_TABLE: dict[tuple[CallState, CallEvent], CallState] = {
+    # caller (§13.2)
+    (C.CALLING, V.PROVISIONAL): C.EARLY,
+    (C.EARLY, V.PROVISIONAL): C.EARLY,
+    (C.CALLING, V.ANSWERED): C.CONFIRMED,
+    (C.EARLY, V.ANSWERED): C.CONFIRMED,
+    (C.CALLING, V.FAILED): C.TERMINATED,
+    (C.EARLY, V.FAILED): C.TERMINATED,
+    (C.CALLING, V.TIMEOUT): C.TERMINATED,
+    (C.EARLY, V.TIMEOUT): C.TERMINATED,
+    # callee (§13.3)
+    (C.INCOMING, V.RINGING_SENT): C.EARLY,
+    (C.EARLY, V.RINGING_SENT): C.EARLY,
+    (C.INCOMING, V.ANSWER_SENT): C.CONNECTING,
+    (C.EARLY, V.ANSWER_SENT): C.CONNECTING,
+    (C.INCOMING, V.REJECT_SENT): C.TERMINATED,
+    (C.EARLY, V.REJECT_SENT): C.TERMINATED,
+    (C.INCOMING, V.CANCELLED): C.TERMINATED,
+    (C.EARLY, V.CANCELLED): C.TERMINATED,
+    (C.INCOMING, V.BYE_RECEIVED): C.TERMINATED,  # §15.1.2: BYE on the early dialog
+    (C.EARLY, V.BYE_RECEIVED): C.TERMINATED,
+    (C.CONNECTING, V.ACK): C.CONFIRMED,
+    (C.CONNECTING, V.ACK_TIMEOUT): C.TERMINATING,  # §13.3.1.4: BYE
+    # both (§15)
+    (C.CONNECTING, V.BYE_RECEIVED): C.TERMINATED,
+    (C.CONFIRMED, V.BYE_SENT): C.TERMINATING,
+    (C.CONFIRMED, V.BYE_RECEIVED): C.TERMINATED,
+    (C.TERMINATING, V.BYE_RECEIVED): C.TERMINATING,
+    (C.TERMINATING, V.ACK): C.TERMINATING,
+    (C.TERMINATING, V.BYE_DONE): C.TERMINATED,
+}
+del C, V
+
+# §14.1: glare retry delays, in units of 10 ms.
+GLARE_OWNER = (2.1, 4.0)
+GLARE_OTHER = (0.0, 2.0)
+
+
+def glare_delay(owner: bool, rand: float) -> float:
+    """§14.1 retry delay: 2.1-4 s if we own the Call-ID, else 0-2 s; ``rand`` in [0, 1)."""
+    low, high = GLARE_OWNER if owner else GLARE_OTHER
+    return round(low + (high - low) * rand, 2)
+
+
+class SessionHost(Protocol):
+    """What an INVITE session needs from the UA core."""
+
+    @property
+    def timer_config(self) -> TimerConfig:
+        """T1/T2/T4 in force."""
+
+    def start_transaction(
+        self, request: Request, next_hop: Uri | None, owner: InviteSession, now: float
+    ) -> ClientTransaction:
+        """Add a Via with a new branch, start a client transaction for ``request``."""
+
+    def send_cancel(
+        self, txn: InviteClientTransaction, owner: InviteSession, now: float
+    ) -> ClientTransaction:
+        """Send the CANCEL of ``txn`` (§9.1) in its own client transaction."""
+
+    def send_stateless(self, request: Request, next_hop: Uri) -> tuple[Request, Address]:
+        """Add a Via with a new branch and send ``request`` outside any transaction (ACK 2xx)."""
+
+    def resend(self, message: Request, destination: Address) -> None:
+        """Send ``message`` again, unchanged."""
+
+    def send_response(self, txn: ServerTransaction, response: Response, now: float) -> None:
+        """Send ``response`` through ``txn`` (directly if ``txn`` already terminated)."""
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for the application."""
+
+    def new_tag(self) -> str:
+        """A fresh random tag."""
+
+    def random(self) -> float:
+        """A random float in [0, 1) (glare timer)."""
+
+    def contact(self, transport: str) -> NameAddr:
+        """Our Contact for ``transport``."""
+
+    def session_ended(self, session: InviteSession) -> None:
+        """The session is terminated; forget it."""
+
+
+@dataclass(slots=True)
+class _Pending2xx:
+    """A 2xx we retransmit until its ACK arrives (§13.3.1.4)."""
+
+    txn: ServerTransaction
+    response: Response
+    cseq: int
+    interval: float
+    initial: bool
+
+
+class InviteSession:
+    """One call. Create with :meth:`outgoing` (UAC) or :meth:`incoming` (UAS)."""
+
+    def __init__(self, host: SessionHost, handle: str, *, is_uac: bool, call_id: str) -> None:
+        self.host = host
+        self.handle = handle
+        self.is_uac = is_uac
+        self.call_id = call_id
+        self.state = CallState.CALLING if is_uac else CallState.INCOMING
+        self.timers = Timers()
+        self.dialog: Dialog | None = None
+        """The established dialog (UAS: the early one from the start)."""
+        self.early_dialogs: dict[str, Dialog] = {}
+        """UAC: early dialogs by remote tag (forking gives several)."""
+        self.end_reason: tuple[str, int | None] | None = None
+        # UAC
+        self.invite: Request | None = None
+        self.invite_txn: InviteClientTransaction | None = None
+        self.cancel_requested = False
+        self.cancel_sent = False
+        self.acks: dict[tuple[str, int], tuple[Request, Address]] = {}
+        """ACKs sent for 2xx, by (remote tag, CSeq), re-sent on 2xx retransmissions."""
+        self.awaiting_ack_body = False
+        self._unacked_2xx: Response | None = None
+        self.fork_dialogs: dict[str, Dialog] = {}
+        self._owned: set[str] = set()  # handles of our BYE/CANCEL/fork transactions
+        self.bye_txn: ClientTransaction | None = None
+        # UAS
+        self.server_txn: ServerTransaction | None = None
+        self.pending_2xx: _Pending2xx | None = None
+        self.bye_deferred = False
+        # re-INVITE
+        self.reinvite_txn: ClientTransaction | None = None
+        self.reinvite_offer: tuple[bytes, str | None] | None = None
+        self.reinvite_in: ServerTransaction | None = None
+
+    def __repr__(self) -> str:
+        return f"<InviteSession {self.handle} {self.state.value}>"
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def outgoing(
+        cls, host: SessionHost, handle: str, invite: Request, next_hop: Uri | None, now: float
+    ) -> InviteSession:
+        """Start a call: send ``invite`` (complete but for Via) towards ``next_hop``."""
+        session = cls(host, handle, is_uac=True, call_id=invite.call_id)
+        session.invite = invite
+        txn = host.start_transaction(invite, next_hop, session, now)
+        if not isinstance(txn, InviteClientTransaction):  # pragma: no cover - host contract
+            raise LocalProtocolError("INVITE needs an INVITE client transaction", 500)
+        session.invite_txn = txn
+        return session
+
+    @classmethod
+    def incoming(
+        cls, host: SessionHost, handle: str, txn: ServerTransaction, now: float
+    ) -> InviteSession:
+        """A call from an INVITE server transaction (§13.3.1); raises RemoteProtocolError if
+        the INVITE cannot create a dialog."""
+        request = txn.request
+        session = cls(host, handle, is_uac=False, call_id=request.call_id)
+        session.server_txn = txn
+        contact = host.contact(txn.destination.transport)
+        session.dialog = Dialog.create_uas(
+            request, host.new_tag(), contact, secure=txn.destination.transport == "tls"
+        )
+        return session
+
+    # --- state --------------------------------------------------------------------------------
+    def _fire(self, event: CallEvent) -> CallState:
+        old = self.state
+        new = CALL_TABLE.get((old, event))
+        if new is None:
+            raise LocalProtocolError(
+                f"call {self.handle}: no transition from {old.value} on {event.value}", 500
+            )
+        self._set_state(new, event)
+        return old
+
+    def _set_state(self, new: CallState, event: CallEvent) -> None:
+        old = self.state
+        if old is not new:
+            log.info("[%s] %s: %s -> %s", self.call_id, event.value, old.value, new.value)
+        self.state = new
+        if new is CallState.TERMINATED and old is not CallState.TERMINATED:
+            self.timers.stop_all()
+            reason, status = self.end_reason or ("terminated", None)
+            self.host.emit(CallEnded(self.handle, reason, status))
+            self.host.session_ended(self)
+
+    @property
+    def terminated(self) -> bool:
+        """True once the call is over."""
+        return self.state is CallState.TERMINATED
+
+    def _end_with(self, reason: str, status: int | None) -> None:
+        if self.end_reason is None:
+            self.end_reason = (reason, status)
+
+    def owns(self, txn: Transaction) -> bool:
+        """True if ``txn`` belongs to this session."""
+        return txn.handle in self._owned
+
+    def matches(self, local_tag: str | None, remote_tag: str | None) -> bool:
+        """True if an in-dialog message with these tags belongs to this session."""
+        dialogs = [self.dialog] if self.dialog is not None else []
+        dialogs += list(self.fork_dialogs.values())
+        return any(
+            d.local_tag == (local_tag or "") and d.remote_tag == (remote_tag or "") for d in dialogs
+        )
+
+    # --- timers -------------------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        """The earliest deadline of the session, or None."""
+        return None if self.terminated else self.timers.earliest()
+
+    def handle_timer(self, now: float) -> None:
+        """Fire the session's due timers."""
+        for name in self.timers.pop_due(now):
+            if self.terminated:
+                return
+            if name == "2xx":
+                self._retransmit_2xx(now)
+            elif name == "2xx-giveup":
+                self._ack_timeout(now)
+            elif name == "glare":
+                self._retry_reinvite(now)
+
+    # --- UAC: responses -----------------------------------------------------------------------
+    def on_response(self, txn: ClientTransaction, response: Response, now: float) -> None:
+        """A response for one of our client transactions (§13.2.2)."""
+        if self.terminated:
+            return
+        status = response.status_code
+        method = response.cseq.method
+        if method == "INVITE" and 200 <= status < 300:
+            key = (response.to.tag or "", response.cseq.seq)
+            if key in self.acks:
+                ack, destination = self.acks[key]
+                self.host.resend(ack, destination)  # §13.2.2.4: ACK every 2xx retransmission
+                return
+        if txn is self.invite_txn:
+            self._on_invite_response(response, now)
+        elif txn is self.reinvite_txn:
+            self._on_reinvite_response(response, now)
+        elif txn is self.bye_txn and status >= 200:
+            if self.end_reason is None or self.end_reason[0] == "bye-local":
+                self.end_reason = ("bye-local", status)
+            if self.state is CallState.TERMINATING:
+                self._fire(CallEvent.BYE_DONE)
+        # responses to CANCEL and to BYEs of dropped forks need nothing
+
+    def _on_invite_response(self, response: Response, now: float) -> None:
+        status = response.status_code
+        tag = response.to.tag or ""
+        if status < 200:
+            if self.cancel_requested and not self.cancel_sent:
+                self._send_cancel(now)  # §9.1: now that a provisional arrived
+            if status == 100:
+                return
+            if tag and self.invite is not None:
+                dialog = self.early_dialogs.get(tag)
+                if dialog is None:
+                    self.early_dialogs[tag] = Dialog.create_uac(self.invite, response)
+                else:
+                    dialog.refresh_target(response)
+            if self.state in (CallState.CALLING, CallState.EARLY):
+                self._fire(CallEvent.PROVISIONAL)
+                self.host.emit(
+                    CallRinging(
+                        self.handle,
+                        status,
+                        response.reason,
+                        response.body,
+                        response.content_type,
+                    )
+                )
+            return
+        if status < 300:
+            self._on_invite_2xx(response, now)
+            return
+        # 300-699: the transaction sent the ACK (§17.1.1.3)
+        if self.state in (CallState.CALLING, CallState.EARLY):
+            reason = "cancelled" if self.cancel_requested and status == 487 else "rejected"
+            self._end_with(reason, status)
+            self._fire(CallEvent.FAILED)
+
+    def _on_invite_2xx(self, response: Response, now: float) -> None:
+        if self.invite is None:  # pragma: no cover - UAC only
+            return
+        tag = response.to.tag or ""
+        if self.dialog is None and self.state in (CallState.CALLING, CallState.EARLY):
+            dialog = self.early_dialogs.pop(tag, None)
+            if dialog is None:
+                dialog = Dialog.create_uac(self.invite, response)
+            dialog.confirm(response)
+            self.dialog = dialog
+            self._fire(CallEvent.ANSWERED)
+            if self.invite.body or self.cancel_requested:
+                self._send_ack(dialog, response, b"", None)
+            else:
+                # delayed offer: the 2xx carries the offer, the ACK must carry the answer
+                self.awaiting_ack_body = True
+                self._unacked_2xx = response
+            if self.cancel_requested:
+                # §9.1: the CANCEL lost the race; end the call we did not want any more
+                self._end_with("cancelled", response.status_code)
+                self._send_bye(now)
+                return
+            self.host.emit(
+                CallAnswered(self.handle, response, response.body, response.content_type)
+            )
+            return
+        if self.dialog is not None and tag == self.dialog.remote_tag:
+            return  # retransmission before our (delayed) ACK went out
+        # §13.2.2.4: a 2xx from another fork: ACK it, then BYE that dialog
+        if tag in self.fork_dialogs:
+            return
+        fork = Dialog.create_uac(self.invite, response)
+        self.fork_dialogs[tag] = fork
+        self._send_ack(fork, response, b"", None)
+        bye = fork.create_request("BYE")
+        txn = self.host.start_transaction(bye, fork.next_hop(), self, now)
+        self._owned.add(txn.handle)
+        log.info("[%s] 2xx from fork %r: ACK + BYE", self.call_id, tag)
+
+    def _send_ack(
+        self, dialog: Dialog, response: Response, body: bytes, content_type: str | None
+    ) -> None:
+        ack = dialog.create_ack(response.cseq.seq, body, content_type)
+        sent, destination = self.host.send_stateless(ack, dialog.next_hop())
+        self.acks[(dialog.remote_tag, response.cseq.seq)] = (sent, destination)
+
+    def ack(self, body: bytes, content_type: str | None = None) -> None:
+        """Send the ACK carrying the answer to an offer received in a 2xx (delayed offer)."""
+        if not self.awaiting_ack_body or self.dialog is None or self._unacked_2xx is None:
+            raise LocalProtocolError(f"call {self.handle} is not waiting for an ACK body", 500)
+        self.awaiting_ack_body = False
+        self._send_ack(self.dialog, self._unacked_2xx, body, content_type)
+        self._unacked_2xx = None
+
+    def on_stray_2xx(self, response: Response) -> None:
+        """A 2xx whose transaction is gone (Timer M fired): ACK it again if we know it."""
+        key = (response.to.tag or "", response.cseq.seq)
+        if key in self.acks:
+            ack, destination = self.acks[key]
+            self.host.resend(ack, destination)
+
+    def on_timeout(self, txn: Transaction, now: float) -> None:
+        """A client transaction of ours timed out or failed at the transport (§8.1.3.1)."""
+        if self.terminated:
+            return
+        if txn is self.invite_txn and self.state in (CallState.CALLING, CallState.EARLY):
+            self._end_with("timeout", 408)
+            self._fire(CallEvent.TIMEOUT)
+        elif txn is self.reinvite_txn:
+            self.reinvite_txn = None
+            self.host.emit(ReinviteFailed(self.handle, 408))
+            # §14.1: a 408 to a re-INVITE terminates the dialog
+            self._end_with("timeout", 408)
+            self._send_bye(now)
+        elif txn is self.bye_txn and self.state is CallState.TERMINATING:
+            self._end_with(self.end_reason[0] if self.end_reason else "bye-local", 408)
+            self._fire(CallEvent.BYE_DONE)
+        elif txn is self.server_txn and self.state is CallState.CONNECTING:
+            self._ack_timeout(now)
+
+    # --- UAC: commands ------------------------------------------------------------------------
+    def cancel(self, now: float) -> None:
+        """Cancel our pending INVITE (§9.1); waits for a provisional before sending."""
+        if not self.is_uac:
+            raise LocalProtocolError("only the caller can CANCEL", 500)
+        if self.state is CallState.CONFIRMED:
+            self._end_with("cancelled", None)
+            self.bye(now)
+            return
+        if self.state not in (CallState.CALLING, CallState.EARLY) or self.cancel_requested:
+            return
+        self.cancel_requested = True
+        if self.invite_txn is not None and self.invite_txn.provisional_seen:
+            self._send_cancel(now)
+
+    def _send_cancel(self, now: float) -> None:
+        if self.invite_txn is None or self.invite_txn.terminated:
+            return
+        self.cancel_sent = True
+        txn = self.host.send_cancel(self.invite_txn, self, now)
+        self._owned.add(txn.handle)
+
+    # --- UAS: commands ------------------------------------------------------------------------
+    def _uas_response(
+        self, status: int, reason: str | None, body: bytes, content_type: str | None
+    ) -> tuple[ServerTransaction, Response]:
+        if self.server_txn is None or self.dialog is None:
+            raise LocalProtocolError("not an incoming call", 500)
+        txn = self.server_txn
+        response = make_response(
+            txn.request,
+            status,
+            reason,
+            to_tag=self.dialog.local_tag,
+            record_route=status < 300,
+        )
+        if status < 300 and self.dialog.local_contact is not None:
+            response.headers.add("Contact", str(self.dialog.local_contact))
+        if body:
+            response.headers.add("Content-Type", content_type or "application/sdp")
+            response.body = body
+        return txn, response
+
+    def ringing(
+        self,
+        now: float,
+        status: int = 180,
+        body: bytes = b"",
+        content_type: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Send a provisional (180 Ringing, 183 with early media...) on the incoming INVITE."""
+        if not 100 < status < 200:
+            raise LocalProtocolError(f"{status} is not a provisional status", 500)
+        self._fire(CallEvent.RINGING_SENT)
+        txn, response = self._uas_response(status, reason, body, content_type)
+        self.host.send_response(txn, response, now)
+
+    def answer(self, now: float, body: bytes = b"", content_type: str | None = None) -> None:
+        """Accept the incoming call with a 200 (§13.3.1.4); retransmitted until the ACK."""
+        self._fire(CallEvent.ANSWER_SENT)
+        txn, response = self._uas_response(200, None, body, content_type)
+        self.host.send_response(txn, response, now)
+        self._start_2xx(txn, response, now, initial=True)
+
+    def reject(self, now: float, status: int = 486, reason: str | None = None) -> None:
+        """Refuse the incoming call with a 300-699 (§13.3.1.3)."""
+        if not 300 <= status < 700:
+            raise LocalProtocolError(f"{status} is not a rejection status", 500)
+        txn, response = self._uas_response(status, reason, b"", None)
+        self._end_with("rejected", status)
+        self.host.send_response(txn, response, now)
+        self._fire(CallEvent.REJECT_SENT)
+
+    def on_cancel(self, now: float) -> None:
+        """A CANCEL matched our INVITE server transaction (§9.2); the core sent its 200."""
+        if self.state not in (CallState.INCOMING, CallState.EARLY) or self.server_txn is None:
+            return  # final response already sent: no effect
+        txn, response = self._uas_response(487, None, b"", None)
+        self._end_with("cancelled", 487)
+        self.host.send_response(txn, response, now)
+        self._fire(CallEvent.CANCELLED)
+
+    # --- 2xx retransmission (§13.3.1.4) -------------------------------------------------------
+    def _start_2xx(
+        self, txn: ServerTransaction, response: Response, now: float, *, initial: bool
+    ) -> None:
+        config = self.host.timer_config
+        self.pending_2xx = _Pending2xx(txn, response, response.cseq.seq, config.t1, initial)
+        self.timers.start("2xx", now, config.t1)
+        self.timers.start("2xx-giveup", now, 64 * config.t1)
+
+    def _retransmit_2xx(self, now: float) -> None:
+        pending = self.pending_2xx
+        if pending is None:
+            return
+        self.host.send_response(pending.txn, pending.response, now)
+        pending.interval = self.host.timer_config.backoff(pending.interval, cap=True)
+        self.timers.start("2xx", now, pending.interval)
+
+    def _ack_timeout(self, now: float) -> None:
+        pending = self.pending_2xx
+        self.pending_2xx = None
+        self.timers.stop("2xx")
+        self.timers.stop("2xx-giveup")
+        log.warning("[%s] no ACK for our 2xx: ending the call with BYE", self.call_id)
+        # §13.3.1.4: the dialog is confirmed, but the session is ended with a BYE
+        self._end_with("ack-timeout", None)
+        if self.state is CallState.CONNECTING:
+            self._fire(CallEvent.ACK_TIMEOUT)
+            self._send_bye(now, from_state_change=True)
+        elif pending is not None and not pending.initial:
+            self._send_bye(now)
+
+    def on_ack(self, ack: Request, now: float) -> None:
+        """An ACK for a 2xx of ours (§13.3.1.4): stop retransmitting."""
+        pending = self.pending_2xx
+        if pending is None or ack.cseq.seq != pending.cseq:
+            return  # a retransmitted ACK, or a stale one
+        self.pending_2xx = None
+        self.timers.stop("2xx")
+        self.timers.stop("2xx-giveup")
+        if pending.initial and self.state is CallState.CONNECTING:
+            self._fire(CallEvent.ACK)
+            self.host.emit(CallConfirmed(self.handle, ack.body, ack.content_type))
+            if self.bye_deferred:
+                self.bye(now)
+
+    # --- in-dialog requests -------------------------------------------------------------------
+    def on_request(self, txn: ServerTransaction, request: Request, now: float) -> bool:
+        """An in-dialog request (§12.2.2). Returns False for methods the core should pass to
+        the application (INFO, NOTIFY, REFER, MESSAGE, OPTIONS...)."""
+        dialog = self.dialog
+        if dialog is None or self.terminated:
+            return False
+        dialog.receive_request(request)  # may raise RemoteProtocolError(500)
+        if request.method == "BYE":
+            self._on_bye(txn, request, now)
+            return True
+        if request.method in ("INVITE", "UPDATE"):
+            self._on_reinvite(txn, request, now)
+            return True
+        return False
+
+    def _on_bye(self, txn: ServerTransaction, request: Request, now: float) -> None:
+        # §15.1.2: 200 to the BYE, 487 to any pending INVITE
+        self.host.send_response(txn, txn.make_response(200), now)
+        if self.state is CallState.TERMINATING:
+            return
+        self._end_with("bye-remote", None)
+        early = self.state in (CallState.INCOMING, CallState.EARLY)
+        if early and self.server_txn is not None and not self.server_txn.final_sent:
+            _, response = self._uas_response(487, None, b"", None)
+            self.host.send_response(self.server_txn, response, now)
+        if self.reinvite_in is not None and not self.reinvite_in.final_sent:
+            self.host.send_response(self.reinvite_in, self.reinvite_in.make_response(487), now)
+            self.reinvite_in = None
+        self.pending_2xx = None
+        self._fire(CallEvent.BYE_RECEIVED)
+
+    def _on_reinvite(self, txn: ServerTransaction, request: Request, now: float) -> None:
+        if self.state not in (CallState.CONFIRMED, CallState.CONNECTING):
+            self.host.send_response(
+                txn, txn.make_response(491 if request.method == "UPDATE" else 500), now
+            )
+            return
+        if self.reinvite_txn is not None or self.timers.running("glare"):
+            # §14.2: we have a re-INVITE of our own pending: glare
+            self.host.send_response(txn, txn.make_response(491), now)
+            return
+        if self.reinvite_in is not None or self.pending_2xx is not None:
+            # §14.2: an earlier INVITE of theirs is still in progress: 500 + Retry-After 0-10 s
+            response = txn.make_response(500)
+            response.headers.add("Retry-After", str(int(self.host.random() * 10)))
+            self.host.send_response(txn, response, now)
+            return
+        if self.dialog is not None:
+            self.dialog.refresh_target(request)  # §12.2.2 target refresh
+        self.reinvite_in = txn
+        self.host.emit(
+            ReinviteReceived(self.handle, request.method, request.body, request.content_type)
+        )
+
+    def accept_reinvite(
+        self, now: float, body: bytes = b"", content_type: str | None = None
+    ) -> None:
+        """Answer the pending re-INVITE/UPDATE with 200 (and our answer)."""
+        txn = self.reinvite_in
+        if txn is None or self.dialog is None:
+            raise LocalProtocolError(f"call {self.handle} has no pending re-INVITE", 500)
+        self.reinvite_in = None
+        response = txn.make_response(200, to_tag=self.dialog.local_tag)
+        if self.dialog.local_contact is not None:
+            response.headers.add("Contact", str(self.dialog.local_contact))
+        if body:
+            response.headers.add("Content-Type", content_type or "application/sdp")
+            response.body = body
+        self.host.send_response(txn, response, now)
+        if txn.method == "INVITE":
+            self._start_2xx(txn, response, now, initial=False)
+
+    def reject_reinvite(self, now: float, status: int = 488) -> None:
+        """Refuse the pending re-INVITE/UPDATE; the old session stays (§14.2)."""
+        txn = self.reinvite_in
+        if txn is None:
+            raise LocalProtocolError(f"call {self.handle} has no pending re-INVITE", 500)
+        self.reinvite_in = None
+        self.host.send_response(txn, txn.make_response(status), now)
+
+    # --- outgoing re-INVITE (§14.1) -----------------------------------------------------------
+    def reinvite(self, now: float, body: bytes = b"", content_type: str | None = None) -> None:
+        """Send a re-INVITE with a new offer (opaque ``body``)."""
+        if self.state is not CallState.CONFIRMED or self.dialog is None:
+            raise LocalProtocolError(f"call {self.handle} is not established", 500)
+        if self.reinvite_txn is not None or self.timers.running("glare"):
+            raise LocalProtocolError(f"call {self.handle} has a re-INVITE pending", 491)
+        self.reinvite_offer = (body, content_type)
+        self._send_reinvite(now)
+
+    def _send_reinvite(self, now: float) -> None:
+        if self.dialog is None or self.reinvite_offer is None:  # pragma: no cover
+            return
+        body, content_type = self.reinvite_offer
+        request = self.dialog.create_request("INVITE", body=body, content_type=content_type)
+        self.reinvite_txn = self.host.start_transaction(request, self.dialog.next_hop(), self, now)
+
+    def _retry_reinvite(self, now: float) -> None:
+        if self.state is CallState.CONFIRMED and self.reinvite_txn is None:
+            self._send_reinvite(now)
+
+    def _on_reinvite_response(self, response: Response, now: float) -> None:
+        status = response.status_code
+        if status < 200 or self.dialog is None:
+            return
+        self.reinvite_txn = None
+        if status < 300:
+            self.dialog.refresh_target(response)
+            self._send_ack(self.dialog, response, b"", None)
+            self.reinvite_offer = None
+            self.host.emit(ReinviteAnswered(self.handle, response.body, response.content_type))
+        elif status == 491:
+            # §14.1: glare; retry after a random delay that depends on who owns the Call-ID
+            delay = glare_delay(self.is_uac, self.host.random())
+            self.timers.start("glare", now, delay)
+            self.host.emit(ReinviteGlare(self.handle, now + delay))
+        else:
+            self.reinvite_offer = None
+            self.host.emit(ReinviteFailed(self.handle, status))
+            if status in (408, 481):
+                # §14.1 / §12.2.1.2: the dialog is gone or unreachable
+                self._end_with("timeout" if status == 408 else "bye-remote", status)
+                self._send_bye(now)
+
+    # --- BYE (§15) ----------------------------------------------------------------------------
+    def bye(self, now: float) -> None:
+        """Hang up an established call."""
+        if self.state is CallState.CONNECTING:
+            # §15: the callee must not send BYE before the ACK arrived or the 2xx timed out
+            self.bye_deferred = True
+            return
+        if self.state is not CallState.CONFIRMED:
+            raise LocalProtocolError(f"call {self.handle} is {self.state.value}: cannot BYE", 500)
+        self._send_bye(now)
+
+    def _send_bye(self, now: float, *, from_state_change: bool = False) -> None:
+        if self.dialog is None or self.bye_txn is not None:
+            return
+        if not from_state_change:
+            if self.state is not CallState.CONFIRMED:
+                return
+            self._fire(CallEvent.BYE_SENT)
+        self._end_with("bye-local", None)
+        if self.reinvite_in is not None and not self.reinvite_in.final_sent:
+            self.host.send_response(self.reinvite_in, self.reinvite_in.make_response(487), now)
+            self.reinvite_in = None
+        self.timers.stop("glare")
+        bye = self.dialog.create_request("BYE")
+        self.bye_txn = self.host.start_transaction(bye, self.dialog.next_hop(), self, now)
+        self._owned.add(self.bye_txn.handle)
+
+    def hangup(self, now: float) -> None:
+        """End the call whatever its state: CANCEL, reject (603), or BYE."""
+        if self.state in (CallState.CALLING, CallState.EARLY) and self.is_uac:
+            self.cancel(now)
+        elif self.state in (CallState.INCOMING, CallState.EARLY):
+            self.reject(now, 603)
+        elif self.state in (CallState.CONNECTING, CallState.CONFIRMED):
+            self.bye(now)
+
+    def replace_transaction(self, old: ClientTransaction, new: ClientTransaction) -> None:
+        """The core re-sent ``old``'s request with credentials as ``new`` (401/407)."""
+        self._owned.add(new.handle)
+        if old is self.invite_txn and isinstance(new, InviteClientTransaction):
+            self.invite_txn = new
+            self.invite = new.request
+        elif old is self.reinvite_txn:
+            self.reinvite_txn = new
+        elif old is self.bye_txn:
+            self.bye_txn = new
