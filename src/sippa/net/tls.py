@@ -29,6 +29,7 @@ import ipaddress
 import os
 import ssl
 import sys
+import warnings
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -179,7 +180,11 @@ class TrustStore:
             except OSError:
                 continue
             try:
-                for cert in x509.load_pem_x509_certificates(data):
+                with warnings.catch_warnings():
+                    # some distribution bundles still hold certificates with a negative serial
+                    warnings.simplefilter("ignore")
+                    certs = x509.load_pem_x509_certificates(data)
+                for cert in certs:
                     der = cert.public_bytes(Encoding.DER)
                     anchor = TrustAnchor(
                         cert.subject.rfc4514_string(),
@@ -220,6 +225,9 @@ class _Lib:
         self.ssl_get_ctx = lib.SSL_get_SSL_CTX
         self.ssl_get_ctx.restype = ctypes.c_void_p
         self.ssl_get_ctx.argtypes = [ctypes.c_void_p]
+        self.clear_errors = lib.ERR_clear_error
+        self.clear_errors.restype = None
+        self.clear_errors.argtypes = []
         self.nid2sn = lib.OBJ_nid2sn
         self.nid2sn.restype = ctypes.c_char_p
         self.nid2sn.argtypes = [ctypes.c_int]
@@ -288,7 +296,10 @@ def set_groups(ctx: ssl.SSLContext, groups: Iterable[str]) -> None:
     """Restrict the key exchange groups of ``ctx`` (``SSL_CTX_set1_groups_list``)."""
     names = ":".join(groups)
     ptr = _ctx_pointer(ctx)
-    if _get_lib().ctx_ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, names.encode()) != 1:
+    lib = _get_lib()
+    if lib.ctx_ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, names.encode()) != 1:
+        # leave no stale error in OpenSSL's thread-local queue: _ssl would report it later
+        lib.clear_errors()
         raise TlsPolicyError(f"OpenSSL refused the group list {names!r}")
 
 
