@@ -403,11 +403,17 @@ class Message:
         return value.split(";", 1)[0].strip(" \t").lower()
 
     def _serialise(self, start_line: str) -> bytes:
+        # Content-Length always states the body's length: in place if present, else last.
         lines = [start_line]
+        length_done = False
         for key, canonical, value in self.headers._items:
             if key != "content-length":
                 lines.append(f"{canonical}: {value}")
-        lines.append(f"Content-Length: {len(self.body)}")
+            elif not length_done:
+                lines.append(f"{canonical}: {len(self.body)}")
+                length_done = True
+        if not length_done:
+            lines.append(f"Content-Length: {len(self.body)}")
         lines.append("")
         lines.append("")
         return "\r\n".join(lines).encode() + self.body

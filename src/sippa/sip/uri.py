@@ -32,6 +32,7 @@ _PASSWORD_SAFE = "-_.!~*'()&=+$,"  # noqa: S105 - characters, not a password
 _PARAM_SAFE = "-_.!~*'()[]/:&+$"
 _HEADER_SAFE = "-_.!~*'()[]/?:+$"
 _USER_LITERAL = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]*")
+_PASSWORD_LITERAL = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,]*")
 _PARAM_LITERAL = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*")
 _HEADER_LITERAL = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/?:+$]*")
 _PARAM_SPLIT = re.compile(r";")
@@ -155,7 +156,7 @@ class Uri:
             parts.append(_escape(self.user, _USER_SAFE, _USER_LITERAL))
             if self.password is not None:
                 parts.append(":")
-                parts.append(_escape(self.password, _PASSWORD_SAFE, _USER_LITERAL))
+                parts.append(_escape(self.password, _PASSWORD_SAFE, _PASSWORD_LITERAL))
             parts.append("@")
         parts.append(self.host_port)
         parts.append(_format_params(self.params))
