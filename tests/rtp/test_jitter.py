@@ -1,0 +1,192 @@
+"""Adaptive jitter buffer: order, reorder, loss, late and duplicate drop, adaptation, wrap."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from sippa.rtp.jitter import JitterBuffer, JitterFrame
+from sippa.rtp.packet import RtpPacket
+
+STEP = 160  # 20 ms at 8 kHz
+
+
+def _packets(
+    n: int, *, ts0: int = 1000, seq0: int = 0, delays: list[float] | None = None, step: int = STEP
+) -> list[tuple[float, RtpPacket]]:
+    out = []
+    for i in range(n):
+        pkt = RtpPacket(
+            payload_type=0,
+            sequence_number=(seq0 + i) & 0xFFFF,
+            timestamp=(ts0 + i * step) & 0xFFFFFFFF,
+            ssrc=1,
+            marker=i == 0,
+            payload=i.to_bytes(4, "big"),
+        )
+        sent = i * step / 8000
+        out.append((sent + 0.05 + (delays[i] if delays else 0.0), pkt))
+    return out
+
+
+def _run(
+    jb: JitterBuffer, arrivals: list[tuple[float, RtpPacket]], until: float, tick: float = 0.02
+) -> list[tuple[float, JitterFrame]]:
+    """Deliver packets at their arrival times and poll playout every ``tick``."""
+    pending = sorted(arrivals, key=lambda a: a[0])
+    played = []
+    now = 0.0
+    i = 0
+    while now <= until:
+        while i < len(pending) and pending[i][0] <= now:
+            jb.put(pending[i][1], pending[i][0])
+            i += 1
+        while (frame := jb.get(now)) is not None:
+            played.append((now, frame))
+        now = round(now + tick / 4, 9)
+    return played
+
+
+def _numbers(played: list[tuple[float, JitterFrame]]) -> list[int | None]:
+    """Payload numbers in playout order, without the losses concealed after the stream ended."""
+    nums = [None if f.payload is None else int.from_bytes(f.payload, "big") for _, f in played]
+    tail = len(nums)
+    while tail and nums[tail - 1] is None:
+        tail -= 1
+    assert len(nums) - tail <= 0.3 / 0.02 + 1  # concealment stops after max_delay
+    return nums[:tail]
+
+
+def test_steady_stream_plays_everything_in_order_at_a_steady_pace() -> None:
+    jb = JitterBuffer(8000, 20, initial_delay=0.04)
+    played = _run(jb, _packets(100), until=2.5)
+    assert _numbers(played) == list(range(100))
+    played = played[:100]
+    times = [t for t, _ in played]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(abs(g - 0.02) <= 0.0051 for g in gaps)
+    assert jb.stats.late == jb.stats.dropped == 0
+    assert jb.stats.played == jb.stats.received == 100
+
+
+def test_reordered_packets_are_put_back_in_order() -> None:
+    arrivals = _packets(50)
+    # Swap neighbours: 10 arrives after 11, 30 after 31 (10 ms later than its turn).
+    for a, b in ((10, 11), (30, 31)):
+        (_ta, pa), (tb, pb) = arrivals[a], arrivals[b]
+        arrivals[a], arrivals[b] = (tb + 0.01, pa), (tb, pb)
+    jb = JitterBuffer(8000, 20, initial_delay=0.06)
+    assert _numbers(_run(jb, arrivals, until=1.5)) == list(range(50))
+    assert jb.stats.late == jb.stats.duplicates == 0
+
+
+def test_lost_packets_become_loss_frames_in_their_slot() -> None:
+    arrivals = [a for i, a in enumerate(_packets(40)) if i not in (5, 6, 20)]
+    jb = JitterBuffer(8000, 20)
+    nums = _numbers(_run(jb, arrivals, until=1.2))
+    expected: list[int | None] = list(range(40))
+    for i in (5, 6, 20):
+        expected[i] = None
+    assert nums == expected
+    lost = [f for _, f in _run(JitterBuffer(8000, 20), arrivals, until=1.2) if f.lost]
+    assert [f.timestamp for f in lost[:3]] == [1000 + i * STEP for i in (5, 6, 20)]
+    assert lost[3].timestamp == 1000 + 40 * STEP  # after the end: concealment until max_delay
+    assert all(f.sequence_number is None for f in lost)
+
+
+def test_late_and_duplicate_packets_are_dropped_and_delay_grows() -> None:
+    delays = [0.0] * 60
+    delays[20] = 0.2  # arrives long after its slot
+    arrivals = _packets(60, delays=delays)
+    arrivals += [(arrivals[30][0] + 0.001, arrivals[30][1])]  # duplicate while buffered
+    arrivals += [(arrivals[10][0] + 0.3, arrivals[10][1])]  # duplicate long after playout
+    jb = JitterBuffer(8000, 20, min_delay=0.02, initial_delay=0.02)
+    before = jb.delay
+    nums = _numbers(_run(jb, arrivals, until=1.6))
+    assert nums[20] is None
+    assert [n for n in nums if n is not None] == [n for n in range(60) if n != 20]
+    assert jb.stats.late == 1
+    assert jb.stats.duplicates == 2
+    assert jb.delay > before + 0.1  # the late packet taught it a larger delay
+
+
+def test_delay_adapts_up_to_jitter_and_back_down() -> None:
+    rng = random.Random(7)
+    n = 1500  # 30 s: 10 s calm, 10 s with up to 80 ms jitter, 10 s calm
+    delays = [rng.uniform(0, 0.08) if 500 <= i < 1000 else 0.0 for i in range(n)]
+    arrivals = _packets(n, delays=delays)
+    jb = JitterBuffer(8000, 20, min_delay=0.02, max_delay=0.3, initial_delay=0.02)
+    trace = []
+    played = []
+    pending = sorted(arrivals, key=lambda a: a[0])
+    i, now = 0, 0.0
+    while now < 31:
+        while i < len(pending) and pending[i][0] <= now:
+            jb.put(pending[i][1], pending[i][0])
+            i += 1
+        while (f := jb.get(now)) is not None:
+            played.append(f)
+        trace.append((now, jb.delay))
+        now = round(now + 0.005, 6)
+
+    def delay_at(t: float) -> float:
+        return next(d for tt, d in trace if tt >= t)
+
+    assert delay_at(9.0) == pytest.approx(0.03, abs=0.011)  # calm: near the minimum
+    assert 0.08 <= delay_at(19.0) <= 0.1  # covers the jitter
+    assert delay_at(30.5) < 0.045  # given back afterwards
+    losses = sum(f.lost for f in played[:-20])  # the tail is concealment after the end
+    assert losses <= 3  # only while learning the first jitter peak
+    assert jb.stats.played + jb.stats.dropped + losses >= n - 3
+
+
+def test_timestamp_and_sequence_wrap_around() -> None:
+    jb = JitterBuffer(8000, 20)
+    played = _run(jb, _packets(30, ts0=0xFFFFFFFF - 5 * STEP, seq0=65530), until=1.0)
+    assert _numbers(played) == list(range(30))
+    assert played[6][1].timestamp < 0x1000
+
+
+def test_silence_then_talkspurt_resyncs_without_endless_losses() -> None:
+    first = _packets(10)
+    # 3 s of silence suppression, then a talkspurt (marker) with a timestamp 3 s later.
+    second = [
+        (
+            t + 3.0,
+            RtpPacket(
+                **{
+                    **_asdict(p),
+                    "timestamp": p.timestamp + 24000 + 10 * STEP,
+                    "sequence_number": p.sequence_number + 10,
+                    "payload": (100 + k).to_bytes(4, "big"),
+                }
+            ),
+        )
+        for k, (t, p) in enumerate(_packets(10))
+    ]
+    jb = JitterBuffer(8000, 20, max_delay=0.2)
+    nums = _numbers(_run(jb, first + second, until=4.0))
+    assert [n for n in nums if n is not None] == list(range(10)) + list(range(100, 110))
+    assert nums.count(None) <= 0.2 / 0.02 + 2  # concealment stops after max_delay
+    assert jb.stats.resyncs == 2
+
+
+def _asdict(p: RtpPacket) -> dict[str, object]:
+    return {k: getattr(p, k) for k in RtpPacket.__slots__}
+
+
+def test_learns_the_peer_ptime() -> None:
+    jb = JitterBuffer(8000, 20)
+    played = _run(jb, _packets(30, step=240), until=1.2)  # the peer sends 30 ms packets
+    assert jb.frame_step == 240
+    assert _numbers(played) == list(range(30))
+
+
+def test_nothing_before_the_first_packet() -> None:
+    jb = JitterBuffer(48000, 20)
+    assert jb.get(100.0) is None
+    assert len(jb) == 0
+    with pytest.raises(ValueError):
+        JitterBuffer(8000, min_delay=0.5, max_delay=0.1)
