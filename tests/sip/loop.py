@@ -144,6 +144,8 @@ class Network:
         """Every packet queued by a core (before faults)."""
         self.delivered: list[Packet] = []
         self.lost: list[Packet] = []
+        self.raw: dict[tuple[str, str, int], list[Packet]] = {}
+        """Addresses of hand-driven peers: what reaches them is stored here (see ``listen``)."""
         self.source_override: dict[tuple[str, str, int], Address] = {}
         """Make a node's packets appear to come from another address (a NAT)."""
 
@@ -153,6 +155,12 @@ class Network:
         for address in core.config.local:
             self.nodes[(address.transport, address.host, address.port)] = node
         return node
+
+    def listen(self, address: Address) -> list[Packet]:
+        """A hand-driven peer at ``address``: returns its inbox (answer with ``inject``)."""
+        inbox: list[Packet] = []
+        self.raw[(address.transport, address.host, address.port)] = inbox
+        return inbox
 
     def drop(self, match: Match, times: int = 1) -> None:
         self.rules.append(Rule(match, "drop", times))
@@ -227,7 +235,12 @@ class Network:
             self.now = max(self.now, t)
             while self._flight and self._flight[0][0] <= self.now:
                 _, _, packet = heapq.heappop(self._flight)
-                node = self.nodes.get((packet.dst.transport, packet.dst.host, packet.dst.port))
+                key = (packet.dst.transport, packet.dst.host, packet.dst.port)
+                if key in self.raw:
+                    self.delivered.append(packet)
+                    self.raw[key].append(packet)
+                    continue
+                node = self.nodes.get(key)
                 if node is None:
                     self.lost.append(packet)
                     continue
@@ -250,8 +263,7 @@ class Network:
         return [
             p
             for p in self.sent
-            if (p.src.transport, p.src.host, p.src.port) in addrs
-            or self._overridden(p.src, addrs)
+            if (p.src.transport, p.src.host, p.src.port) in addrs or self._overridden(p.src, addrs)
             if match is None or match(p)
         ]
 
