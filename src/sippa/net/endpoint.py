@@ -21,7 +21,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from sippa.net.tls import explain_tls_error
 from sippa.net.transport import Flow, Peer, TransportError, TransportLayer, TransportSettings
@@ -185,7 +185,8 @@ class Endpoint:
     def _notify_core_of_failure(self, peer: Peer) -> None:
         if self.core is None:
             return
-        report = getattr(self.core, "flow_failed", None)
+        # Transactions waiting on the broken connection fail now (RFC 3261 §8.1.3.1).
+        report = getattr(self.core, "transport_error", None)
         if callable(report):
             report(Address(peer.transport.lower(), peer.host, peer.port), self.clock())
 
@@ -243,7 +244,7 @@ class Endpoint:
             self._flow_lost(FlowLost(peer, reason, True))
             report = getattr(self.core, "transport_error", None)
             if callable(report):
-                _call_transport_error(report, destination, self.clock())
+                report(destination, self.clock())
             self.pump()
 
     async def close(self) -> None:
@@ -265,8 +266,3 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-def _call_transport_error(report: Callable[..., Any], destination: Address, now: float) -> None:
-    report(destination, now)
-
