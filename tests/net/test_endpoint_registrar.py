@@ -11,7 +11,7 @@ from sippa.net.dns import Resolver
 from sippa.net.endpoint import Endpoint
 from sippa.net.registrar import LineRegistrar
 from sippa.net.transport import Flow, Peer, TransportError, TransportLayer, TransportSettings
-from sippa.sip.locate import TransportChoice
+from sippa.sip.locate import Target, Transport, TransportChoice
 from sippa.sip.message import Request, Response, make_response, parse_message
 from sippa.sip.registration import Credentials, RegistrationConfig
 from sippa.sip.timers import TimerConfig
@@ -190,3 +190,41 @@ async def test_reregisters_when_the_connection_drops() -> None:
         await reg.stop()
         await endpoint.close()
         await server.close()
+
+
+class TwoTargets(LineRegistrar):
+    """Locates to a fixed failover list instead of asking DNS."""
+
+    fixed: list[Target]
+
+    async def _locate(self) -> bool:
+        self.targets = list(self.fixed)
+        self.registration.set_targets(len(self.targets))
+        return True
+
+
+async def test_failover_to_the_next_target_on_refused_and_503() -> None:
+    dead = FakeRegistrar("TCP")
+    await dead.start()
+    dead_port = dead.address[1]
+    await dead.close()
+    busy = await FakeRegistrar("TCP", code=503).start()
+    good = await FakeRegistrar("TCP").start()
+    endpoint = Endpoint()
+    config = RegistrationConfig(Uri.parse("sip:alice@example.test"), retry_base=5)
+    reg = TwoTargets(endpoint, config, authorize, Resolver("127.0.0.1", 9), name="fo")
+    reg.fixed = [
+        Target(Transport.TCP, "127.0.0.1", dead_port, "example.test", "a.example.test"),
+        Target(Transport.TCP, "127.0.0.1", busy.address[1], "example.test", "b.example.test"),
+        Target(Transport.TCP, "127.0.0.1", good.address[1], "example.test", "c.example.test"),
+    ]
+    try:
+        reg.start()
+        status = await reg.wait(lambda st: st.registered, 5)
+        assert status.target == f"tcp:127.0.0.1:{good.address[1]}"
+        assert busy.requests and good.requests
+    finally:
+        await reg.stop()
+        await endpoint.close()
+        await busy.close()
+        await good.close()
