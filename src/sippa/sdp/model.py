@@ -597,9 +597,8 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         if index == 2:
             if kind != "s":
                 raise _bad("s= must be the third line")
-            # RFC 8866 §5.3: non-empty; a single space is tolerated (used when there is no name).
-            if not value:
-                raise _bad("empty s= line")
+            # RFC 8866 §5.3 wants a non-empty name (" " or "-" when there is none); the RFC 3264
+            # examples and several stacks send "s=" empty, so that is accepted.
             session_name = value
             continue
 

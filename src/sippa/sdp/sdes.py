@@ -253,6 +253,11 @@ class CryptoAttribute:
                                f"got {len(k.key_salt)}")
         for p in params:
             _check_session_param(p)
+            # RFC 4568 §6.3.6: FEC_KEY carries a key for the same suite.
+            if known is not None and p.startswith("FEC_KEY="):
+                fec = KeyParams.parse(p[8:])
+                if len(fec.key_salt) != known.key_salt_length:
+                    raise _bad(f"FEC_KEY needs {known.key_salt_length} octets of key||salt")
         return cls(int(tag_text), suite, keys, tuple(params))
 
     @property
