@@ -190,3 +190,14 @@ def test_suite_table() -> None:
     assert SUITES["AEAD_AES_256_GCM"].master_length == 44
     assert SUITES["AES_256_CM_HMAC_SHA1_80"].master_length == 46
     assert "key" not in repr(SrtpContext("AEAD_AES_128_GCM", bytes(28), outbound=True)).lower()
+
+
+def test_repeated_outbound_packet() -> None:
+    key = bytes(30)
+    strict = SrtpContext("AES_CM_128_HMAC_SHA1_80", key, outbound=True)
+    first = strict.protect(_rtp(5))
+    with pytest.raises(LocalProtocolError):
+        strict.protect(_rtp(5))
+    lenient = SrtpContext("AES_CM_128_HMAC_SHA1_80", key, outbound=True, allow_repeat_tx=True)
+    assert lenient.protect(_rtp(5)) == first
+    assert lenient.protect(_rtp(5)) == first

@@ -134,13 +134,14 @@ class SrtpContext:
 
     ``master_key_and_salt`` is the concatenated master key and salt of the a=crypto inline key.
     Outbound contexts protect, inbound ones unprotect; libsrtp keeps the rollover counter
-    (RFC 3711 §3.3.1) and the replay window (§3.3.2) per SSRC.
+    (RFC 3711 §3.3.1) and the replay window (§3.3.2) per SSRC. ``replay_window`` is in packets
+    (RFC 4568 WSH); ``allow_repeat_tx`` lets an outbound context protect the same packet twice
+    (a retransmission) instead of refusing it as a replay.
     """
 
     __slots__ = (
         "_buf",
         "_buffer",
-        "_keep",
         "_len",
         "_session",
         "_srtp",
@@ -157,6 +158,7 @@ class SrtpContext:
         *,
         outbound: bool,
         replay_window: int = DEFAULT_REPLAY_WINDOW,
+        allow_repeat_tx: bool = False,
     ) -> None:
         info = SUITES.get(suite)
         if info is None:
@@ -182,13 +184,16 @@ class SrtpContext:
         policy.key = key
         policy.ssrc.type = _lib.ssrc_any_outbound if outbound else _lib.ssrc_any_inbound
         policy.window_size = replay_window
+        # Let an outbound stream resend a packet verbatim (same index, same keystream).
+        policy.allow_repeat_tx = 1 if allow_repeat_tx else 0
         srtp = _ffi.new("srtp_t *")
         rc = _lib.srtp_create(srtp, policy)
+        # libsrtp derived its session keys: wipe our copy of the master key.
+        _ffi.memmove(key, bytes(len(master_key_and_salt)), len(master_key_and_salt))
         if rc != 0:
             raise LocalProtocolError(f"libsrtp refused the {suite} policy (error {rc})")
         self._srtp = _ffi.gc(srtp, _dealloc)
         self._session = srtp[0]
-        self._keep = key  # libsrtp copied it; kept only until the context dies
         self._buf = _ffi.new("unsigned char[]", _MAX_PACKET + _MAX_TRAILER)
         self._buffer = _ffi.buffer(self._buf)
         self._len = _ffi.new("int *")
