@@ -608,7 +608,7 @@ class InviteSession:
                 txn, txn.make_response(491 if request.method == "UPDATE" else 500), now
             )
             return
-        if self.reinvite_txn is not None or self.timers.running("glare"):
+        if self.reinvite_txn is not None:
             # §14.2: we have a re-INVITE of our own pending: glare
             self.host.send_response(txn, txn.make_response(491), now)
             return
@@ -669,8 +669,13 @@ class InviteSession:
         self.reinvite_txn = self.host.start_transaction(request, self.dialog.next_hop(), self, now)
 
     def _retry_reinvite(self, now: float) -> None:
-        if self.state is CallState.CONFIRMED and self.reinvite_txn is None:
-            self._send_reinvite(now)
+        if self.state is not CallState.CONFIRMED or self.reinvite_txn is not None:
+            return
+        if self.reinvite_in is not None or self.pending_2xx is not None:
+            # the peer's re-INVITE is still in progress: wait another round (§14.1)
+            self.timers.start("glare", now, glare_delay(self.is_uac, self.host.random()))
+            return
+        self._send_reinvite(now)
 
     def _on_reinvite_response(self, response: Response, now: float) -> None:
         status = response.status_code

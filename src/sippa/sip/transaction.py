@@ -381,13 +381,28 @@ class Transaction:
         """The runtime could not send to :attr:`destination`."""
         if self.terminated:
             return
-        old = self._fire(TxEvent.TRANSPORT_ERROR)
+        old = self.state
+        self._check(TxEvent.TRANSPORT_ERROR)
         # Report it while the TU still waits for something from this transaction (§17.1.4,
-        # §17.2.4), or when a 2xx could not be sent (RFC 6026 §8.7).
+        # §17.2.4), or when a 2xx could not be sent (RFC 6026 §8.7). The TU hears it before
+        # the transaction is terminated and forgotten.
         if old in (TxState.CALLING, TxState.TRYING, TxState.PROCEEDING) or (
             old is TxState.ACCEPTED and isinstance(self, ServerTransaction)
         ):
             self.user.transaction_transport_error(self, now)
+        if not self.terminated:
+            self._fire(TxEvent.TRANSPORT_ERROR)
+
+    def _check(self, event: TxEvent) -> None:
+        if (self.state, event) not in self.TABLE:
+            raise TransactionError(self.KIND, self.state, event)
+
+    def _timeout(self, event: TxEvent, now: float) -> None:
+        """Timer B, F or H: tell the TU, then terminate."""
+        self._check(event)
+        self.user.transaction_timeout(self, now)
+        if not self.terminated:
+            self._fire(event)
 
 
 # --- client -----------------------------------------------------------------------------------
@@ -506,8 +521,7 @@ class InviteClientTransaction(ClientTransaction):
             self._interval = self.config.backoff(self._interval, cap=False)
             self._start("A", now, self._interval)
         elif name == "B":
-            self._fire(TxEvent.TIMER_B)
-            self.user.transaction_timeout(self, now)
+            self._timeout(TxEvent.TIMER_B, now)
         elif name == "D":
             self._fire(TxEvent.TIMER_D)
         elif name == "M":
@@ -557,8 +571,7 @@ class NonInviteClientTransaction(ClientTransaction):
                 self._interval = self.config.backoff(self._interval, cap=True)
             self._start("E", now, self._interval)
         elif name == "F":
-            self._fire(TxEvent.TIMER_F)
-            self.user.transaction_timeout(self, now)
+            self._timeout(TxEvent.TIMER_F, now)
         elif name == "K":
             self._fire(TxEvent.TIMER_K)
 
@@ -677,8 +690,7 @@ class InviteServerTransaction(ServerTransaction):
             self._interval = self.config.backoff(self._interval, cap=True)
             self._start("G", now, self._interval)
         elif name == "H":
-            self._fire(TxEvent.TIMER_H)
-            self.user.transaction_timeout(self, now)
+            self._timeout(TxEvent.TIMER_H, now)
         elif name == "I":
             self._fire(TxEvent.TIMER_I)
         elif name == "L":

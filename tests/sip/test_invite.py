@@ -1,0 +1,421 @@
+"""INVITE sessions end to end: two UA cores back to back on the in-memory loop network."""
+
+from __future__ import annotations
+
+import pytest
+
+from sippa.errors import LocalProtocolError
+from sippa.sip.events import (
+    Address,
+    CallAnswered,
+    CallConfirmed,
+    CallEnded,
+    CallRinging,
+    IncomingCall,
+    ReinviteAnswered,
+    ReinviteFailed,
+    ReinviteGlare,
+    ReinviteReceived,
+    RequestReceived,
+    ResponseReceived,
+)
+from sippa.sip.invite import CallState, glare_delay
+from sippa.sip.message import Request, make_response, parse_message
+from sippa.sip.uri import Uri
+from tests.sip.loop import Network, Node, make_core, request, response
+
+BOB = Uri.parse("sip:bob@10.0.0.2")
+OFFER = b"v=0\r\no=alice 1 1 IN IP4 10.0.0.1\r\n"
+ANSWER = b"v=0\r\no=bob 1 1 IN IP4 10.0.0.2\r\n"
+
+
+@pytest.fixture
+def net() -> Network:
+    return Network()
+
+
+@pytest.fixture
+def alice(net: Network) -> Node:
+    return net.add("alice", make_core("alice", "10.0.0.1"))
+
+
+@pytest.fixture
+def bob(net: Network) -> Node:
+    return net.add("bob", make_core("bob", "10.0.0.2"))
+
+
+def incoming(node: Node) -> str:
+    calls = node.of(IncomingCall)
+    assert calls, node.events
+    return calls[-1].call
+
+
+def establish(net: Network, alice: Node, bob: Node) -> tuple[str, str]:
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.ringing(bcall, net.now)
+    net.run(duration=0.1)
+    bob.core.answer(bcall, net.now, body=ANSWER)
+    net.run(duration=0.1)
+    assert alice.core.call_state(call) is CallState.CONFIRMED
+    assert bob.core.call_state(bcall) is CallState.CONFIRMED
+    return call, bcall
+
+
+def names(node: Node) -> list[str]:
+    return [type(e).__name__ for e in node.events]
+
+
+# --- basic calls and BYE both ways (§13, §15) -------------------------------------------------
+
+
+def test_call_and_bye_from_caller(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    inc = bob.of(IncomingCall)[0]
+    assert inc.body == OFFER and inc.content_type == "application/sdp"
+    answered = alice.of(CallAnswered)[0]
+    assert answered.body == ANSWER and answered.call == call
+    assert bob.of(CallConfirmed)[0].call == bcall
+    assert alice.of(CallRinging)[0].status_code == 180
+    alice.core.bye(call, net.now)
+    net.run()
+    assert names(alice) == ["CallRinging", "CallAnswered", "CallEnded"]
+    assert names(bob) == ["IncomingCall", "CallConfirmed", "CallEnded"]
+    assert alice.of(CallEnded)[0] == CallEnded(call, "bye-local", 200)
+    assert bob.of(CallEnded)[0] == CallEnded(bcall, "bye-remote", None)
+    # only one ACK, one 200 for the INVITE: nothing was lost, nothing retransmitted
+    assert len(net.sent_by(alice, request("ACK"))) == 1
+    assert len(net.sent_by(bob, response(200, "INVITE"))) == 1
+    # everything cleaned up once the timers ran out
+    assert alice.core.get_timer() is None and bob.core.get_timer() is None
+
+
+def test_bye_from_callee(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    bob.core.bye(bcall, net.now)
+    net.run(duration=1)
+    assert alice.of(CallEnded) == [CallEnded(call, "bye-remote", None)]
+    assert bob.of(CallEnded) == [CallEnded(bcall, "bye-local", 200)]
+    bye = net.sent_by(bob, request("BYE"))[0]
+    # the UAS dialog: Request-URI = Alice's Contact, CSeq from the callee's own space
+    assert bye.first_line.startswith("BYE sip:alice@10.0.0.1:5060 ")
+    assert bye.header("CSeq") == "1 BYE"
+
+
+def test_duplicated_bye_is_absorbed(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    net.duplicate(request("BYE"))
+    alice.core.bye(call, net.now)
+    net.run(duration=1)
+    assert len(bob.of(CallEnded)) == 1
+    # the server transaction answered the copy with the same 200
+    oks = net.sent_by(bob, response(200, "BYE"))
+    assert len(oks) == 2 and oks[0].data == oks[1].data
+
+
+def test_invite_timeout_timer_b(net: Network, alice: Node) -> None:
+    call = alice.core.invite(Uri.parse("sip:nobody@10.0.0.99"), net.now, body=OFFER)
+    net.run()
+    assert alice.of(CallEnded) == [CallEnded(call, "timeout", 408)]
+    assert net.now == pytest.approx(32.0)
+    assert len(net.sent_by(alice, request("INVITE"))) == 7  # Timer A: 0, .5, 1.5 ... 31.5
+
+
+# --- 2xx retransmission and its ACK (§13.3.1.4, §13.2.2.4) ------------------------------------
+
+
+def test_2xx_retransmitted_until_ack(net: Network, alice: Node, bob: Node) -> None:
+    net.drop(request("ACK"), times=2)
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    answered_at = net.now
+    bob.core.answer(bcall, net.now, body=ANSWER)
+    net.run(duration=5)
+    oks = net.sent_by(bob, response(200, "INVITE"))
+    assert [round(p.sent_at - answered_at, 2) for p in oks] == [0.0, 0.5, 1.5]
+    acks = net.sent_by(alice, request("ACK"))
+    assert len(acks) == 3  # every 2xx ACKed, the same ACK each time
+    assert len({p.data for p in acks}) == 1
+    assert len(alice.of(CallAnswered)) == 1
+    assert bob.core.call_state(bcall) is CallState.CONFIRMED
+    assert alice.core.call_state(call) is CallState.CONFIRMED
+    # the ACK for a 2xx is its own transaction: a new branch
+    invite = net.sent_by(alice, request("INVITE"))[0]
+    assert acks[0].header("Via") != invite.header("Via")
+
+
+def test_no_ack_gives_up_after_64_t1_with_bye(net: Network, alice: Node, bob: Node) -> None:
+    net.drop(request("ACK"), times=-1)
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    answered_at = net.now
+    bob.core.answer(bcall, net.now, body=ANSWER)
+    net.run(duration=40)
+    oks = net.sent_by(bob, response(200, "INVITE"))
+    # T1 doubling up to T2 (4 s), for 64*T1 = 32 s
+    assert [round(p.sent_at - answered_at, 2) for p in oks] == [
+        0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5,
+    ]  # fmt: skip
+    byes = net.sent_by(bob, request("BYE"))
+    assert len(byes) == 1 and byes[0].sent_at == pytest.approx(answered_at + 32)
+    assert bob.of(CallEnded) == [CallEnded(bcall, "ack-timeout", None)]
+    assert alice.of(CallEnded) == [CallEnded(call, "bye-remote", None)]
+
+
+def test_bye_before_ack_waits_for_the_ack(net: Network, alice: Node, bob: Node) -> None:
+    net.delay(request("ACK"), by=1.0)
+    alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.answer(bcall, net.now, body=ANSWER)
+    net.run(duration=0.015)
+    bob.core.bye(bcall, net.now)  # §15: not before the ACK
+    net.run(duration=0.5)
+    assert net.sent_by(bob, request("BYE")) == []
+    net.run(duration=2)
+    assert len(net.sent_by(bob, request("BYE"))) == 1
+    assert names(bob) == ["IncomingCall", "CallConfirmed", "CallEnded"]
+
+
+# --- non-2xx final responses (§17.1.1.3) ------------------------------------------------------
+
+
+def test_reject_is_acked_by_the_transaction(net: Network, alice: Node, bob: Node) -> None:
+    net.drop(request("ACK"))
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.reject(bcall, net.now, 486)
+    net.run()
+    assert alice.of(CallEnded) == [CallEnded(call, "rejected", 486)]
+    assert bob.of(CallEnded) == [CallEnded(bcall, "rejected", 486)]
+    busy = net.sent_by(bob, response(486))
+    assert len(busy) == 2  # Timer G re-sent it once: the first ACK was lost
+    acks = net.sent_by(alice, request("ACK"))
+    assert len(acks) == 2
+    invite = net.sent_by(alice, request("INVITE"))[0]
+    assert acks[0].header("Via") == invite.header("Via")  # same branch (§17.1.1.3)
+    assert acks[0].header("CSeq") == "1 ACK"
+
+
+# --- CANCEL (§9) ------------------------------------------------------------------------------
+
+
+def test_cancel_after_ringing(net: Network, alice: Node, bob: Node) -> None:
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.ringing(bcall, net.now)
+    net.run(duration=0.1)
+    alice.core.cancel(call, net.now)
+    net.run()
+    cancels = net.sent_by(alice, request("CANCEL"))
+    invite = net.sent_by(alice, request("INVITE"))[0]
+    assert len(cancels) == 1 and cancels[0].header("Via") == invite.header("Via")
+    assert len(net.sent_by(bob, response(200, "CANCEL"))) == 1
+    assert len(net.sent_by(bob, response(487, "INVITE"))) == 1
+    assert alice.of(CallEnded) == [CallEnded(call, "cancelled", 487)]
+    assert bob.of(CallEnded) == [CallEnded(bcall, "cancelled", 487)]
+
+
+def test_cancel_waits_for_a_provisional(net: Network, alice: Node, bob: Node) -> None:
+    net.drop(response(100), times=-1)  # Bob's 100 Trying never arrives
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    alice.core.cancel(call, net.now)  # §9.1: must not be sent before a provisional
+    net.run(duration=1.0)
+    assert net.sent_by(alice, request("CANCEL")) == []
+    bcall = incoming(bob)
+    assert len(bob.of(IncomingCall)) == 1  # the INVITE retransmission was absorbed
+    ringing_at = net.now
+    bob.core.ringing(bcall, net.now)
+    net.run(duration=1.0)
+    cancels = net.sent_by(alice, request("CANCEL"))
+    assert len(cancels) == 1 and cancels[0].sent_at >= ringing_at
+    assert alice.of(CallEnded) == [CallEnded(call, "cancelled", 487)]
+
+
+def test_cancel_crossing_the_2xx_ends_with_bye(net: Network, alice: Node, bob: Node) -> None:
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.answer(bcall, net.now, body=ANSWER)  # the 200 is on the wire...
+    alice.core.cancel(call, net.now)  # ... when Alice cancels (she saw the 100)
+    net.run(duration=5)
+    # Bob: 200 to the CANCEL but no 487 (final already sent, §9.2)
+    assert len(net.sent_by(bob, response(200, "CANCEL"))) == 1
+    assert net.sent_by(bob, response(487)) == []
+    # Alice: ACK the 2xx, then BYE (§9.1 race); the app never saw an answered call
+    assert len(net.sent_by(alice, request("ACK"))) == 1
+    assert len(net.sent_by(alice, request("BYE"))) == 1
+    assert alice.of(CallAnswered) == []
+    assert alice.of(CallEnded) == [CallEnded(call, "cancelled", 200)]
+    assert bob.of(CallEnded) == [CallEnded(bcall, "bye-remote", None)]
+
+
+def test_cancel_of_unknown_invite_gets_481(net: Network, alice: Node, bob: Node) -> None:
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.reject(bcall, net.now, 480)
+    net.run(duration=0.0005)
+    alice.core.cancel(call, net.now)  # 480 still in flight: CANCEL goes out
+    net.run(duration=40)
+    # Bob's INVITE transaction is Completed, so the CANCEL still matches it: 200, no 487
+    assert len(net.sent_by(bob, response(200, "CANCEL"))) == 1
+    assert alice.of(CallEnded) == [CallEnded(call, "rejected", 480)]
+
+
+# --- re-INVITE and glare (§14) ----------------------------------------------------------------
+
+
+def test_reinvite(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    alice.core.reinvite(call, net.now, body=b"offer-2")
+    net.run(duration=0.1)
+    received = bob.of(ReinviteReceived)
+    assert received == [ReinviteReceived(bcall, "INVITE", b"offer-2", "application/sdp")]
+    bob.core.accept_reinvite(bcall, net.now, body=b"answer-2")
+    net.run(duration=5)
+    assert alice.of(ReinviteAnswered) == [ReinviteAnswered(call, b"answer-2", "application/sdp")]
+    reinvite = net.sent_by(alice, request("INVITE"))[-1]
+    assert reinvite.header("CSeq") == "2 INVITE"
+    assert reinvite.first_line.startswith("INVITE sip:bob@10.0.0.2:5060 ")
+    acks = net.sent_by(alice, request("ACK"))
+    assert [a.header("CSeq") for a in acks] == ["1 ACK", "2 ACK"]
+    # the ACK stopped the 2xx retransmissions
+    assert len(net.sent_by(bob, response(200, "INVITE"))) == 2
+    assert alice.core.call_state(call) is CallState.CONFIRMED
+
+
+def test_reinvite_rejected_keeps_the_call(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    bob.core.reinvite(bcall, net.now, body=b"offer-2")
+    net.run(duration=0.1)
+    alice.core.reject_reinvite(call, net.now, 488)
+    net.run(duration=1)
+    assert bob.of(ReinviteFailed) == [ReinviteFailed(bcall, 488)]
+    assert bob.core.call_state(bcall) is CallState.CONFIRMED
+    assert alice.core.call_state(call) is CallState.CONFIRMED
+    # a new re-INVITE is possible afterwards
+    bob.core.reinvite(bcall, net.now, body=b"offer-3")
+    with pytest.raises(LocalProtocolError):
+        bob.core.reinvite(bcall, net.now, body=b"offer-4")  # one at a time
+
+
+def test_glare_491_and_retry(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    start = net.now
+    alice.core.reinvite(call, net.now, body=b"alice-2")
+    bob.core.reinvite(bcall, net.now, body=b"bob-2")
+    net.run(duration=0.05)
+    # both got 491 (§14.2); retries per §14.1 with rand() = 0.5
+    assert len(net.sent_by(alice, response(491))) == 1
+    assert len(net.sent_by(bob, response(491))) == 1
+    a_glare, b_glare = alice.of(ReinviteGlare)[0], bob.of(ReinviteGlare)[0]
+    t491 = a_glare.retry_at - glare_delay(True, 0.5)
+    assert glare_delay(True, 0.5) == 3.05 and glare_delay(False, 0.5) == 1.0
+    assert b_glare.retry_at == pytest.approx(t491 + 1.0, abs=0.02)  # Bob does not own the Call-ID
+    # Bob retries first; Alice answers it
+    net.run(until=b_glare.retry_at + 0.05)
+    assert bob.of(ReinviteAnswered) == [] and alice.of(ReinviteReceived)
+    alice.core.accept_reinvite(call, net.now, body=b"alice-answer")
+    net.run(until=a_glare.retry_at + 0.05)
+    assert bob.of(ReinviteAnswered)[0].body == b"alice-answer"
+    # then Alice (Call-ID owner, 2.1-4 s) retries
+    bob_received = bob.of(ReinviteReceived)
+    assert bob_received and bob_received[0].body == b"alice-2"
+    bob.core.accept_reinvite(bcall, net.now, body=b"bob-answer")
+    net.run(duration=1)
+    assert alice.of(ReinviteAnswered)[0].body == b"bob-answer"
+    retries = net.sent_by(alice, request("INVITE"))[-1]
+    assert retries.sent_at - start == pytest.approx(3.05 + (t491 - start), abs=0.02)
+
+
+def test_glare_delay_ranges() -> None:
+    assert glare_delay(True, 0.0) == 2.1 and glare_delay(True, 0.9999) == 4.0
+    assert glare_delay(False, 0.0) == 0.0 and glare_delay(False, 0.9999) == 2.0
+
+
+# --- forking (§13.2.2.4) ----------------------------------------------------------------------
+
+PROXY = Address("udp", "10.0.0.9", 5060)
+
+
+def fork_response(invite: Request, status: int, tag: str, contact: str) -> bytes:
+    out = make_response(invite, status, to_tag=tag)
+    out.headers.add("Contact", contact)
+    return bytes(out)
+
+
+def test_forked_2xx_both_acked_second_byed(net: Network, alice: Node) -> None:
+    inbox = net.listen(PROXY)
+    call = alice.core.invite(Uri.parse("sip:bob@10.0.0.9"), net.now, body=OFFER)
+    net.run(duration=0.1)
+    invite = parse_message(inbox[0].data)
+    assert isinstance(invite, Request)
+    src = inbox[0].src
+    net.inject(fork_response(invite, 180, "t1", "<sip:bob1@10.0.0.9>"), PROXY, src)
+    net.inject(fork_response(invite, 180, "t2", "<sip:bob2@10.0.0.9>"), PROXY, src)
+    net.run(duration=0.1)
+    assert [e.status_code for e in alice.of(CallRinging)] == [180, 180]
+    net.inject(fork_response(invite, 200, "t2", "<sip:bob2@10.0.0.9>"), PROXY, src)
+    net.inject(fork_response(invite, 200, "t1", "<sip:bob1@10.0.0.9>"), PROXY, src)
+    net.run(duration=0.1)
+    assert len(alice.of(CallAnswered)) == 1
+    assert alice.of(CallAnswered)[0].response.to.tag == "t2"  # the first 2xx wins
+    sent = [parse_message(p.data) for p in inbox[1:]]
+    acks = [m for m in sent if isinstance(m, Request) and m.method == "ACK"]
+    byes = [m for m in sent if isinstance(m, Request) and m.method == "BYE"]
+    assert [(str(a.uri), a.to.tag) for a in acks] == [
+        ("sip:bob2@10.0.0.9", "t2"),
+        ("sip:bob1@10.0.0.9", "t1"),
+    ]
+    assert [(str(b.uri), b.to.tag) for b in byes] == [("sip:bob1@10.0.0.9", "t1")]
+    # a retransmission of either 2xx is ACKed again
+    net.inject(fork_response(invite, 200, "t2", "<sip:bob2@10.0.0.9>"), PROXY, src)
+    net.run(duration=0.1)
+    acks_after = [p for p in inbox if p.method == "ACK"]
+    assert (
+        len(acks_after) == 3
+        and acks_after[-1].data == inbox[[p.method for p in inbox].index("ACK")].data
+    )
+    assert alice.core.call_state(call) is CallState.CONFIRMED
+    # the call lives on with the first fork; BYE goes to its target
+    alice.core.bye(call, net.now)
+    net.run(duration=0.1)
+    last_bye = [p for p in inbox if p.method == "BYE"][-1]
+    assert last_bye.first_line.startswith("BYE sip:bob2@10.0.0.9 ")
+
+
+# --- delayed offer, in-dialog requests ---------------------------------------------------------
+
+
+def test_delayed_offer_answer_in_ack(net: Network, alice: Node, bob: Node) -> None:
+    call = alice.core.invite(BOB, net.now)  # no offer
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    assert bob.of(IncomingCall)[0].body == b""
+    bob.core.answer(bcall, net.now, body=b"bob-offer")
+    net.run(duration=0.1)
+    assert alice.of(CallAnswered)[0].body == b"bob-offer"
+    assert net.sent_by(alice, request("ACK")) == []  # waiting for the answer
+    alice.core.ack(call, body=b"alice-answer")
+    net.run(duration=1)
+    assert bob.of(CallConfirmed) == [CallConfirmed(bcall, b"alice-answer", "application/sdp")]
+
+
+def test_info_inside_the_dialog(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    handle = alice.core.send_request(
+        "INFO", BOB, net.now, call=call, body=b"Signal=5", content_type="application/dtmf-relay"
+    )
+    net.run(duration=0.1)
+    got = bob.of(RequestReceived)
+    assert len(got) == 1 and got[0].call == bcall and got[0].request.body == b"Signal=5"
+    bob.core.respond(got[0].transaction, 200, net.now)
+    net.run(duration=0.1)
+    responses = alice.of(ResponseReceived)
+    assert [(r.transaction, r.response.status_code) for r in responses] == [(handle, 200)]
