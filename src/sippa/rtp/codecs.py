@@ -166,30 +166,42 @@ def _build_alaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
 
 _ULAW_ENC, _ULAW_DEC = _build_ulaw_tables()
 _ALAW_ENC, _ALAW_DEC = _build_alaw_tables()
-_ULAW_DEC_LE: Final[npt.NDArray[np.int16]] = _ULAW_DEC.astype("<i2")
-_ALAW_DEC_LE: Final[npt.NDArray[np.int16]] = _ALAW_DEC.astype("<i2")
+_U2: Final = np.dtype("<u2")
+# Decoding is two byte-wise table lookups (low and high octet of each s16le sample) with
+# bytes.translate, about twice as fast as numpy indexing for one 20 ms frame.
+_ULAW_LO: Final = bytes(int(v) & 0xFF for v in _ULAW_DEC.astype("<i2").view("<u2"))
+_ULAW_HI: Final = bytes(int(v) >> 8 for v in _ULAW_DEC.astype("<i2").view("<u2"))
+_ALAW_LO: Final = bytes(int(v) & 0xFF for v in _ALAW_DEC.astype("<i2").view("<u2"))
+_ALAW_HI: Final = bytes(int(v) >> 8 for v in _ALAW_DEC.astype("<i2").view("<u2"))
+
+
+def _expand(data: bytes, lo: bytes, hi: bytes) -> bytes:
+    out = bytearray(2 * len(data))
+    out[0::2] = data.translate(lo)
+    out[1::2] = data.translate(hi)
+    return bytes(out)
 
 
 def ulaw_encode(pcm: bytes) -> bytes:
     """s16le PCM to G.711 mu-law, one octet per sample."""
-    out: bytes = _ULAW_ENC[np.frombuffer(pcm, dtype="<u2")].tobytes()
+    out: bytes = _ULAW_ENC.take(np.frombuffer(pcm, _U2)).tobytes()
     return out
 
 
 def ulaw_decode(data: bytes) -> bytes:
     """G.711 mu-law to s16le PCM."""
-    return _ULAW_DEC_LE[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    return _expand(data, _ULAW_LO, _ULAW_HI)
 
 
 def alaw_encode(pcm: bytes) -> bytes:
     """s16le PCM to G.711 A-law, one octet per sample."""
-    out: bytes = _ALAW_ENC[np.frombuffer(pcm, dtype="<u2")].tobytes()
+    out: bytes = _ALAW_ENC.take(np.frombuffer(pcm, _U2)).tobytes()
     return out
 
 
 def alaw_decode(data: bytes) -> bytes:
     """G.711 A-law to s16le PCM."""
-    return _ALAW_DEC_LE[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    return _expand(data, _ALAW_LO, _ALAW_HI)
 
 
 class _G711Encoder(Encoder):

@@ -29,6 +29,7 @@ __all__ = ["DEFAULT_REPLAY_WINDOW", "SUITES", "SrtpContext", "SrtpError", "SrtpS
 
 _ffi: Any = _binding.ffi
 _lib: Any = _binding.lib
+_memmove: Any = _ffi.memmove
 
 
 class SrtpError(RemoteProtocolError):
@@ -204,7 +205,7 @@ class SrtpContext:
         n = len(rtp)
         if n < _MIN_RTP or n > _MAX_PACKET:
             raise LocalProtocolError(f"cannot protect an RTP packet of {n} octets")
-        self._buffer[0:n] = rtp
+        _memmove(self._buf, rtp, n)
         length = self._len
         length[0] = n
         rc = _lib.srtp_protect(self._session, self._buf, length)
@@ -218,7 +219,7 @@ class SrtpContext:
         n = len(srtp)
         if n < _MIN_RTP or n > _MAX_PACKET:
             raise SrtpError(f"SRTP packet of {n} octets")
-        self._buffer[0:n] = srtp
+        _memmove(self._buf, srtp, n)
         length = self._len
         length[0] = n
         rc = _lib.srtp_unprotect(self._session, self._buf, length)
@@ -233,7 +234,7 @@ class SrtpContext:
         n = len(rtcp)
         if n < _MIN_RTCP or n > _MAX_PACKET:
             raise LocalProtocolError(f"cannot protect an RTCP packet of {n} octets")
-        self._buffer[0:n] = rtcp
+        _memmove(self._buf, rtcp, n)
         length = self._len
         length[0] = n
         rc = _lib.srtp_protect_rtcp(self._session, self._buf, length)
@@ -247,7 +248,7 @@ class SrtpContext:
         n = len(srtcp)
         if n < _MIN_RTCP or n > _MAX_PACKET:
             raise SrtpError(f"SRTCP packet of {n} octets")
-        self._buffer[0:n] = srtcp
+        _memmove(self._buf, srtcp, n)
         length = self._len
         length[0] = n
         rc = _lib.srtp_unprotect_rtcp(self._session, self._buf, length)
