@@ -6,6 +6,8 @@ import itertools
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sippa.rtp.jitter import JitterBuffer, JitterFrame
 from sippa.rtp.packet import RtpPacket
@@ -190,3 +192,32 @@ def test_nothing_before_the_first_packet() -> None:
     assert len(jb) == 0
     with pytest.raises(ValueError):
         JitterBuffer(8000, min_delay=0.5, max_delay=0.1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 0.25), st.integers(0, 9)),  # extra delay, fate (0: lost, 1: dup)
+        min_size=1,
+        max_size=120,
+    ),
+    st.integers(0, 0xFFFFFFFF),
+)
+def test_property_order_uniqueness_and_accounting(fates: list[tuple[float, int]], ts0: int) -> None:
+    arrivals = []
+    for (t, pkt), (extra, fate) in zip(
+        _packets(len(fates), ts0=ts0, seq0=ts0 & 0xFFFF), fates, strict=True
+    ):
+        if fate == 0:
+            continue
+        arrivals.append((t + extra, pkt))
+        if fate == 1:
+            arrivals.append((t + extra + 0.013, pkt))
+    jb = JitterBuffer(8000, 20, max_delay=0.2)
+    played = _run(jb, arrivals, until=len(fates) * 0.02 + 1.0)
+    heard = [int.from_bytes(f.payload, "big") for _, f in played if f.payload is not None]
+    assert heard == sorted(set(heard))  # in order, each at most once
+    s = jb.stats
+    assert s.received + s.late + s.duplicates == len(arrivals)
+    assert s.played == len(heard)
+    assert s.received == s.played + s.dropped + len(jb)
