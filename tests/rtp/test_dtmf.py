@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sippa.errors import LocalProtocolError, RemoteProtocolError
 from sippa.rtp.dtmf import (
@@ -99,3 +101,15 @@ def test_receiver_missing_start_duplicates_and_late_packets() -> None:
     # A non-DTMF event (flash) is not a digit.
     assert rx.receive(bytes(TelephoneEvent(16, duration=160)), 9000) is None
     assert rx.events == 2
+
+
+@given(st.lists(st.tuples(st.binary(max_size=8), st.integers(0, 0xFFFFFFFF)), max_size=30))
+def test_receiver_only_raises_protocol_error(packets: list[tuple[bytes, int]]) -> None:
+    rx = DtmfReceiver()
+    for payload, ts in packets:
+        try:
+            digit = rx.receive(payload, ts)
+        except RemoteProtocolError:
+            assert len(payload) < 4
+            continue
+        assert digit is None or digit.digit in "0123456789*#ABCD"
