@@ -93,6 +93,19 @@ class Dnsmasq:
             raise RuntimeError(f"dnsmasq did not start; log tail:\n{log}") from None
         return self
 
+    def alive(self) -> bool:
+        return (
+            self._proc is not None
+            and self._proc.proc is not None
+            and (self._proc.proc.poll() is None)
+        )
+
+    def ensure_running(self) -> Dnsmasq:
+        if not self.alive():
+            self.stop()
+            self.start()
+        return self
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:

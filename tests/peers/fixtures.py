@@ -8,7 +8,8 @@ Import them in a conftest (names must stay visible to pytest)::
     )
 
 - ``lab_certs`` -> :class:`~tests.peers.certs.LabCerts` (CA, server, evil, bad variants);
-- ``kamailio`` -> a running :class:`~tests.peers.kamailio.Kamailio` (AUTH_MODE sha256-md5);
+- ``kamailio`` -> the running :class:`~tests.peers.kamailio.Kamailio` (AUTH_MODE sha256-md5), one
+  per session, restarted on the same ports if a test stopped it or it crashed;
 - ``kamailio_factory(auth_mode=..., tls_groups=..., ...)`` -> another running Kamailio, one per
   distinct settings, cached for the session;
 - ``dnsmasq`` -> a running :class:`~tests.peers.dnsmasq.Dnsmasq` whose SRV records point at
@@ -51,7 +52,7 @@ class KamailioFactory:
             workdir = self.base / f"kamailio-{len(self.peers)}-{s.auth_mode}"
             peer = Kamailio(workdir, self.certs, s).start()
             self.peers[s.key()] = peer
-        return peer
+        return peer.ensure_running()
 
     def stop_all(self) -> None:
         for peer in self.peers.values():
@@ -71,7 +72,7 @@ class DnsmasqFactory:
         if peer is None:
             peer = Dnsmasq(self.base / f"dnsmasq-{len(self.peers)}", *key).start()
             self.peers[key] = peer
-        return peer
+        return peer.ensure_running()
 
     def stop_all(self) -> None:
         for peer in self.peers.values():
@@ -115,9 +116,13 @@ def kamailio_factory(
         factory.stop_all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def kamailio(kamailio_factory: KamailioFactory) -> Kamailio:
-    """The default Kamailio: two challenges, SHA-256 first then MD5 (RFC 8760 order)."""
+    """The default Kamailio: two challenges, SHA-256 first then MD5 (RFC 8760 order).
+
+    One instance per session (same ports throughout); function-scoped only so that each test
+    gets it running again if an earlier test stopped it or it crashed.
+    """
     return kamailio_factory(auth_mode="sha256-md5")
 
 
@@ -130,7 +135,7 @@ def dnsmasq_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dnsmas
         factory.stop_all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def dnsmasq(dnsmasq_factory: DnsmasqFactory, kamailio: Kamailio) -> Dnsmasq:
     """dnsmasq with the lab zone, SRV records pointing at the default ``kamailio``."""
     return dnsmasq_factory(kamailio)

@@ -264,7 +264,11 @@ class Kamailio:
             return
         pgid = proc.pid
         workers = sorted(set(self._workers) | set(_children(pgid)))
-        proc.stop(timeout=5.0)
+        proc.stop(timeout=5.0)  # SIGTERM to the group while the main process lives
+        if any(_alive(p, pgid) for p in workers):
+            # the main process had died (crash) or left workers behind: signal them too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline and any(_alive(p, pgid) for p in workers):
             time.sleep(0.05)
@@ -273,6 +277,24 @@ class Kamailio:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p, signal.SIGKILL)
         self._workers = []
+
+    def alive(self) -> bool:
+        """True while the main process runs (it may have crashed, e.g. under TLS churn)."""
+        return (
+            self._proc is not None
+            and self._proc.proc is not None
+            and (self._proc.proc.poll() is None)
+        )
+
+    def ensure_running(self) -> Kamailio:
+        """Start again (same ports) if a previous test stopped it or it crashed."""
+        if not self.alive():
+            if self._proc is not None:
+                with self.log.open("a") as f:
+                    f.write("=== kamailio found dead: restarting\n")
+            self.stop()
+            self.start()
+        return self
 
     def restart(self) -> Kamailio:
         """Stop and start again on the SAME ports (re-registration tests)."""

@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import secrets
+import signal
 import socket
 from pathlib import Path
 
@@ -133,3 +134,20 @@ def _in_group(pid: int, pgid: int | None) -> bool:
         return False
     fields = stat.rsplit(")", 1)[-1].split()
     return fields[0] != "Z" and fields[2] == str(pgid)
+
+
+def test_crashed_kamailio_comes_back_on_the_same_ports(kamailio_factory) -> None:
+    kam: Kamailio = kamailio_factory(auth_mode="md5", workers=2)
+    ports = (kam.sip_port, kam.tls_port, kam.evil_port)
+    workers, old_pid = list(kam._workers), kam.pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)  # a crash: the workers are orphaned
+    assert kam._proc is not None and kam._proc.proc is not None
+    kam._proc.proc.wait(5)
+    assert not kam.alive()
+    again = kamailio_factory(auth_mode="md5", workers=2)
+    assert again is kam and kam.alive()
+    assert (kam.sip_port, kam.tls_port, kam.evil_port) == ports
+    left = [(p, Path(f"/proc/{p}/stat").read_text()) for p in workers if _in_group(p, old_pid)]
+    assert not left
+    assert register(kam.sip_port, "alice", "alice-secret", "MD5")[1].startswith("SIP/2.0 200")
