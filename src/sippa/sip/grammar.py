@@ -53,7 +53,8 @@ LWS = r"[ \t]+"
 # quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE
 # qdtext = LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII
 # quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
-QUOTED_STRING = r'"(?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"'
+# (possessive runs "++" (Python >= 3.11) keep matching linear: no backtracking into a run)
+QUOTED_STRING = r'"(?:[^"\\\r\n]++|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*+"'
 QUOTED_STRING_RE = re.compile(QUOTED_STRING)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 
@@ -77,9 +78,9 @@ UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
 ESCAPED = r"%[0-9A-Fa-f]{2}"
 # user = 1*( unreserved / escaped / user-unreserved )
 # user-unreserved = "&" / "=" / "+" / "$" / "," / ";" / "?" / "/"
-USER = rf"(?:[{UNRESERVED}&=+$,;?/]|{ESCAPED})+"
+USER = rf"(?:[{UNRESERVED}&=+$,;?/]++|{ESCAPED})+"
 # password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
-PASSWORD = rf"(?:[{UNRESERVED}&=+$,]|{ESCAPED})*"
+PASSWORD = rf"(?:[{UNRESERVED}&=+$,]++|{ESCAPED})*"
 # hostname = *( domainlabel "." ) toplabel [ "." ] ; domainlabel = alphanum /
 #   alphanum *( alphanum / "-" ) alphanum ; toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
 # (leading digits in the top label are accepted: many deployments use such names)
@@ -97,26 +98,24 @@ PORT = r"[0-9]{1,5}"
 # uri-parameter: pname [ "=" pvalue ] ; pname = 1*paramchar ; pvalue = 1*paramchar
 # paramchar = param-unreserved / unreserved / escaped
 # param-unreserved = "[" / "]" / "/" / ":" / "&" / "+" / "$"
-PARAMCHAR = rf"(?:[{UNRESERVED}\[\]/:&+$]|{ESCAPED})"
-URI_PARAM_RE = re.compile(rf"({PARAMCHAR}+)(?:=({PARAMCHAR}+))?")
+PARAMCHARS = rf"(?:[{UNRESERVED}\[\]/:&+$]++|{ESCAPED})+"
 # header = hname "=" hvalue ; hname = 1*( hnv-unreserved / unreserved / escaped )
 # hvalue = *( hnv-unreserved / unreserved / escaped )
 # hnv-unreserved = "[" / "]" / "/" / "?" / ":" / "+" / "$"
-HNVCHAR = rf"(?:[{UNRESERVED}\[\]/?:+$]|{ESCAPED})"
-URI_HEADER_RE = re.compile(rf"({HNVCHAR}+)=({HNVCHAR}*)")
+HNVCHARS = rf"(?:[{UNRESERVED}\[\]/?:+$]++|{ESCAPED})"
 # SIP-URI = "sip:" [ userinfo ] hostport uri-parameters [ headers ]
 SIP_URI_RE = re.compile(
     rf"(?P<scheme>[Ss][Ii][Pp][Ss]?):"
     rf"(?:(?P<user>{USER})(?::(?P<password>{PASSWORD}))?@)?"
     rf"(?P<host>{HOST})(?::(?P<port>{PORT}))?"
-    rf"(?P<params>(?:;{PARAMCHAR}+(?:={PARAMCHAR}+)?)*)"
-    rf"(?:\?(?P<headers>{HNVCHAR}+={HNVCHAR}*(?:&{HNVCHAR}+={HNVCHAR}*)*))?"
+    rf"(?P<params>(?:;{PARAMCHARS}(?:={PARAMCHARS})?)*)"
+    rf"(?:\?(?P<headers>{HNVCHARS}+={HNVCHARS}*(?:&{HNVCHARS}+={HNVCHARS}*)*))?"
 )
 # telephone-subscriber (RFC 3966): global-number / local-number, then ;par
 # phonedigit = DIGIT / visual-separator ; visual-separator = "-" / "." / "(" / ")"
 TEL_URI_RE = re.compile(
     rf"(?P<scheme>[Tt][Ee][Ll]):(?P<number>\+?[0-9A-Fa-f*#\-.()pPwW]+)"
-    rf"(?P<params>(?:;{PARAMCHAR}+(?:={PARAMCHAR}+)?)*)"
+    rf"(?P<params>(?:;{PARAMCHARS}(?:={PARAMCHARS})?)*)"
 )
 # absoluteURI = scheme ":" ( hier-part / opaque-part ) ; scheme = ALPHA *( ALPHA / DIGIT / "+"
 # / "-" / "." ).  Characters: uric = reserved / unreserved / escaped ; reserved = ";" / "/" /
@@ -131,7 +130,10 @@ ABSOLUTE_URI_RE = re.compile(
 # EQUAL = SWS "=" SWS ; SEMI = SWS ";" SWS
 # (an IPv6address, for via-received = "received" EQUAL (IPv4address / IPv6address), comes first)
 GEN_VALUE = rf"(?:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|{TOKEN}|{HOST}|{QUOTED_STRING})"
-PARAM_RE = re.compile(rf"{SWS};{SWS}({TOKEN})(?:{SWS}={SWS}({GEN_VALUE}))?")
+# (the lookahead makes the split into parameters unique, so findall() agrees with fullmatch())
+PARAM = rf"{SWS};{SWS}({TOKEN})(?:{SWS}={SWS}({GEN_VALUE}))?(?=[ \t]*(?:;|\Z))"
+PARAM_RE = re.compile(PARAM)
+PARAMS_RE = re.compile(rf"(?:{PARAM})*{SWS}")
 # display-name = *(token LWS)/ quoted-string ; name-addr = [ display-name ] LAQUOT addr-spec
 # RAQUOT.  RFC 4475 §3.1.1.6: accept a token display name with no LWS before "<".
 DISPLAY_NAME_RE = re.compile(rf"{SWS}(?:({QUOTED_STRING})|({TOKEN}(?:{LWS}{TOKEN})*))?{SWS}<")

@@ -17,6 +17,7 @@ from sippa.sip.grammar import (
     DISPLAY_NAME_RE,
     MAX_HEADER_VALUE,
     PARAM_RE,
+    PARAMS_RE,
     TOKEN,
     VIA_RE,
     quote_string,
@@ -49,17 +50,11 @@ _SMALL_INT = re.compile(r"[0-9]{1,10}")
 
 def parse_params(text: str, pos: int = 0, *, what: str = "header") -> tuple[Param, ...]:
     """Parse ``*( SEMI generic-param )`` from ``text[pos:]`` to its end (RFC 3261 §25.1)."""
-    params: list[Param] = []
-    end = len(text)
-    while pos < end:
-        m = PARAM_RE.match(text, pos)
-        if m is None:
-            if text[pos:].strip(" \t") == "":
-                break
-            raise RemoteProtocolError(f"malformed {what} parameters {text[pos : pos + 60]!r}")
-        params.append((m.group(1).lower(), m.group(2)))
-        pos = m.end()
-    return tuple(params)
+    if pos >= len(text):
+        return ()
+    if PARAMS_RE.fullmatch(text, pos) is None:
+        raise RemoteProtocolError(f"malformed {what} parameters {text[pos : pos + 60]!r}")
+    return tuple((name.lower(), value or None) for name, value in PARAM_RE.findall(text, pos))
 
 
 def format_params(params: tuple[Param, ...]) -> str:
