@@ -221,3 +221,13 @@ def test_property_order_uniqueness_and_accounting(fates: list[tuple[float, int]]
     assert s.received + s.late + s.duplicates == len(arrivals)
     assert s.played == len(heard)
     assert s.received == s.played + s.dropped + len(jb)
+
+
+def test_source_restart_with_an_earlier_timestamp_resyncs() -> None:
+    first = _packets(20, ts0=5_000_000)
+    second = [(t + 0.6, p) for t, p in _packets(20, ts0=1000, seq0=9000)]
+    jb = JitterBuffer(8000, 20)
+    heard = [n for n in _numbers(_run(jb, first + second, until=1.7)) if n is not None]
+    assert heard == list(range(20)) + list(range(20))
+    assert jb.stats.resyncs == 2
+    assert jb.stats.late == 0

@@ -163,6 +163,12 @@ class JitterBuffer:
         if not self._started:
             self._anchor(timestamp, arrival)
         ahead = ts_diff(timestamp, self._next_ts)
+        if ahead < -self._span():
+            # Far behind the cursor: the source restarted with a lower timestamp.
+            stats.dropped += len(self._frames)
+            self._frames.clear()
+            self._anchor(timestamp, arrival)
+            ahead = 0
         if ahead < 0:
             if self._played.get(timestamp):
                 stats.duplicates += 1
