@@ -105,8 +105,8 @@ class ToneSource(AudioSource):
         self.frequency = frequency
         self.level = level
         self._ring = b""
+        self._period = 0
         self._pos = 0
-        self.open(self.sample_rate)
 
     def open(self, sample_rate: int) -> None:
         super().open(sample_rate)
@@ -127,6 +127,8 @@ class ToneSource(AudioSource):
         self._pos = 0
 
     def read(self, samples: int) -> bytes:
+        if not self._ring:
+            self.open(self.sample_rate)
         size = samples * _BYTES_PER_SAMPLE
         if size > self._period:
             return self._read_long(samples)

@@ -80,7 +80,7 @@ class LatenessHistogram:
         for i, n in enumerate(self.buckets):
             seen += n
             if seen >= target:
-                return (i + 1) / 10000 if i else 0.0
+                return min((i + 1) / 10000, 0.1) if i else 0.0
         return 0.1
 
     def reset(self) -> None:
