@@ -201,3 +201,16 @@ def test_repeated_outbound_packet() -> None:
     lenient = SrtpContext("AES_CM_128_HMAC_SHA1_80", key, outbound=True, allow_repeat_tx=True)
     assert lenient.protect(_rtp(5)) == first
     assert lenient.protect(_rtp(5)) == first
+
+
+@pytest.mark.parametrize("suite", ["AES_256_CM_HMAC_SHA1_80", "AEAD_AES_128_GCM"])
+def test_receiver_estimates_roc_for_packets_reordered_across_the_wrap(suite: str) -> None:
+    # RFC 3711 §3.3.1: the receiver guesses the ROC of each packet from its highest index.
+    key = bytes(range(SUITES[suite].master_length))
+    tx = SrtpContext(suite, key, outbound=True)
+    rx = SrtpContext(suite, key, outbound=False)
+    sent = {seq: tx.protect(_rtp(seq)) for seq in (65533, 65534, 65535, 0, 1, 2)}
+    for seq in (65533, 65535, 0, 65534, 2, 1):  # 65534 arrives after the wrap
+        assert rx.unprotect(sent[seq]) == _rtp(seq)
+    with pytest.raises(SrtpError):
+        rx.unprotect(sent[65534])  # and only once
