@@ -468,8 +468,11 @@ class UserAgentCore:
         session = self._owners.get(txn.handle)
         if session is not None:
             session.on_timeout(txn, now)
-        else:
+        elif isinstance(txn, ClientTransaction):
             self._events.append(TransactionTimeout(txn.handle, txn.method))
+        else:
+            # Timer H of an INVITE the core itself rejected (420, 481...): nothing to report
+            log.info("[%s] no ACK for our %s", txn.request.call_id, txn.handle)
 
     def transaction_transport_error(self, txn: Transaction, now: float) -> None:
         """A transaction could not send (§8.1.3.1: treated like a timeout for calls)."""
