@@ -346,3 +346,40 @@ def test_explain(exc: BaseException, reason: tls.RefusalReason) -> None:
 def test_every_refusal_has_text() -> None:
     texts: list[Callable[[], str]] = [lambda r=r: r.value for r in tls.RefusalReason]
     assert all(t() for t in texts)
+
+
+# ---- SNI and the degrade path --------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "sni"), [("example.test", "example.test"), ("127.0.0.1", None)])
+async def test_sni_carries_the_sip_domain(certs: LabCerts, policy, name: str, sni) -> None:
+    seen: list[str | None] = []
+    ctx = server_context(certs.server)
+    ctx.sni_callback = lambda _obj, server_name, _ctx: seen.append(server_name)
+    async with tls_server(ctx) as port:
+        await connect(policy, port, name)
+    assert seen == [sni]
+    assert tls.sni_for(name) == sni
+
+
+def test_group_policy_unavailable_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, certs: LabCerts
+) -> None:
+    monkeypatch.setattr(tls, "_lib", None)
+    monkeypatch.setattr(tls, "_lib_error", "simulated: no libssl symbols")
+    with pytest.raises(tls.TlsPolicyError, match="cannot restrict TLS key exchange groups"):
+        tls.make_client_context([certs.ca.cert])
+    assert not tls.group_policy_available()
+    # explicitly accepted degradation: OpenSSL's default groups, everything else still enforced
+    ctx = tls.make_client_context([certs.ca.cert], require_group_policy=False)
+    assert ctx.minimum_version is ssl.TLSVersion.TLSv1_2 and ctx.check_hostname
+
+
+def test_context_pointer_is_checked(certs: LabCerts) -> None:
+    """The SSL_CTX* read from the object layout is verified against the context's options."""
+    ctx = tls.make_client_context([certs.ca.cert])
+    ptr = tls._ctx_pointer(ctx)
+    other = tls.make_client_context([certs.ca.cert])
+    assert tls._ctx_pointer(other) != ptr
+    before = ctx.options
+    tls._verified_ctx.pop(ctx, None)
+    tls._ctx_pointer(ctx)
+    assert ctx.options == before  # the probe restores the option it flips
