@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sippa.errors import LocalProtocolError
 from sippa.rtp.jitter import JitterBuffer, JitterFrame
 from sippa.rtp.packet import RtpPacket
 
@@ -190,7 +191,7 @@ def test_nothing_before_the_first_packet() -> None:
     jb = JitterBuffer(48000, 20)
     assert jb.get(100.0) is None
     assert len(jb) == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(LocalProtocolError):
         JitterBuffer(8000, min_delay=0.5, max_delay=0.1)
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sippa.errors import RemoteProtocolError
+from sippa.errors import LocalProtocolError, RemoteProtocolError
 from sippa.rtp.packet import (
     RtpPacket,
     build_rtp_header,
@@ -152,3 +152,17 @@ def test_rtcp_mux_demux() -> None:
     assert is_rtp_or_rtcp(RFC7714_RTP)
     assert not is_rtp_or_rtcp(b"\x00\x01")  # STUN
     assert not is_rtp_or_rtcp(b"\x16\xfe")  # DTLS
+
+
+@pytest.mark.parametrize(
+    "pkt",
+    [
+        RtpPacket(payload_type=128),
+        RtpPacket(csrc=tuple(range(16))),
+        RtpPacket(padding=256),
+        RtpPacket(extension=(1, b"abc")),
+    ],
+)
+def test_serializing_nonsense_is_a_local_error(pkt: RtpPacket) -> None:
+    with pytest.raises(LocalProtocolError):
+        bytes(pkt)

@@ -67,7 +67,7 @@ class TelephoneEvent:
 
     def __bytes__(self) -> bytes:
         if not 0 <= self.volume <= 63:
-            raise ValueError("volume must be 0..63")
+            raise LocalProtocolError("volume must be 0..63")
         flags = (0x80 if self.end else 0) | self.volume  # R bit is 0 (§2.3.3)
         return _PAYLOAD.pack(self.event, flags, min(self.duration, _MAX_DURATION))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from sippa.errors import LocalProtocolError
 from sippa.rtp.packet import seq_diff, ts_diff
 
 __all__ = ["JitterBuffer", "JitterFrame", "JitterStats"]
@@ -111,7 +112,7 @@ class JitterBuffer:
         shrink_rate: float = 0.02,
     ) -> None:
         if not 0 <= min_delay <= max_delay:
-            raise ValueError("need 0 <= min_delay <= max_delay")
+            raise LocalProtocolError("need 0 <= min_delay <= max_delay")
         self.clock_rate = clock_rate
         self.min_delay = min_delay
         self.max_delay = max_delay

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from sippa.errors import RemoteProtocolError
+from sippa.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "RTP_HEADER_SIZE",
@@ -220,11 +220,11 @@ class RtpPacket:
 
     def __bytes__(self) -> bytes:
         if not 0 <= self.payload_type <= 127:
-            raise ValueError("payload type must be 0..127")
+            raise LocalProtocolError("payload type must be 0..127")
         if len(self.csrc) > 15:
-            raise ValueError("at most 15 CSRCs")
+            raise LocalProtocolError("at most 15 CSRCs")
         if not 0 <= self.padding <= 255:
-            raise ValueError("padding must be 0..255 octets")
+            raise LocalProtocolError("padding must be 0..255 octets")
         b0 = (self.version << 6) | len(self.csrc)
         if self.padding:
             b0 |= 0x20
@@ -244,7 +244,7 @@ class RtpPacket:
         if self.extension is not None:
             profile, ext = self.extension
             if len(ext) % 4:
-                raise ValueError("RTP header extension data must be a multiple of 4 octets")
+                raise LocalProtocolError("RTP header extension data must be a multiple of 4 octets")
             parts.append(_EXT_HEADER.pack(profile, len(ext) // 4))
             parts.append(ext)
         parts.append(self.payload)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
-from sippa.errors import RemoteProtocolError
+from sippa.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "NTP_EPOCH_OFFSET",
@@ -251,7 +251,7 @@ class RtcpSdes:
             raw = bytearray(_U32.pack(chunk.ssrc))
             for kind, value in chunk.items:
                 if len(value) > 255:
-                    raise ValueError("SDES item longer than 255 octets")
+                    raise LocalProtocolError("SDES item longer than 255 octets")
                 raw += bytes((kind, len(value))) + value
             raw += bytes(4 - len(raw) % 4)  # at least one null octet ends the list
             parts.append(bytes(raw))
@@ -285,7 +285,7 @@ class RtcpBye:
         body = struct.pack(f"!{len(self.ssrcs)}I", *self.ssrcs)
         if self.reason:
             if len(self.reason) > 255:
-                raise ValueError("BYE reason longer than 255 octets")
+                raise LocalProtocolError("BYE reason longer than 255 octets")
             body += bytes((len(self.reason),)) + self.reason
             body += bytes(-len(body) % 4)
         return _header(False, len(self.ssrcs), RTCP_BYE, len(body)) + body
@@ -310,7 +310,7 @@ class RtcpApp:
 
     def __bytes__(self) -> bytes:
         if len(self.name) != 4 or len(self.data) % 4:
-            raise ValueError("APP name is 4 octets and data a multiple of 4")
+            raise LocalProtocolError("APP name is 4 octets and data a multiple of 4")
         body = _U32.pack(self.ssrc) + self.name + self.data
         return _header(False, self.subtype, RTCP_APP, len(body)) + body
 
