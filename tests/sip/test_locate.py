@@ -461,3 +461,17 @@ def test_order_srv_is_a_priority_sorted_permutation(recs: list[SrvRecord], rng) 
     out = order_srv(recs, rng.randrange)
     assert Counter(out) == Counter(recs)
     assert [r.priority for r in out] == sorted(r.priority for r in recs)
+
+
+def test_maddr_is_the_target_the_domain_stays_the_identity() -> None:
+    zone = lab_zone()
+    req = LocateRequest.from_uri(Uri.parse("sips:alice@example.test;maddr=evil.example.test"))
+    result = run(req, zone)
+    assert zone.asked[0] == ("evil.example.test", "NAPTR")
+    assert result.targets == (
+        Target(Transport.TLS, "127.0.0.1", 5062, "example.test", "evil.example.test"),
+    )
+    numeric = run(LocateRequest("sips", "example.test", maddr="192.0.2.7"), Zone())
+    assert numeric.targets == (
+        Target(Transport.TLS, "192.0.2.7", 5061, "example.test", "192.0.2.7"),
+    )

@@ -16,6 +16,7 @@ queries (``sippa.net.dns.locate``); tests answer them from canned data::
 
 Decisions, RFC 3263 §4.1 (transport) and §4.2 (port and address):
 
+- the target is the URI's ``maddr`` if present, else its host (§4);
 - numeric IP host: no DNS at all; an explicit port: A/AAAA only;
 - a transport fixed by the URI (``;transport=``) or by the "SIP Transport" setting (UDP, TCP,
   TLS): SRV for that transport's prefix (``_sips._tcp``, ``_sip._tcp``, ``_sip._udp``; the
@@ -183,6 +184,8 @@ class LocateRequest:
     is used as the SRV name as given (e.g. ``_sips._tcp.example.test``)."""
     address_types: tuple[str, ...] = ("A", "AAAA")
     """Address records to ask for, in order of preference."""
+    maddr: str | None = None
+    """The URI's ``maddr`` parameter: where to send instead of the host (RFC 3263 §4)."""
 
     @classmethod
     def from_uri(
@@ -204,6 +207,7 @@ class LocateRequest:
             use_srv=use_srv,
             srv_auto_prefix=srv_auto_prefix,
             address_types=address_types,
+            maddr=uri.param("maddr"),
         )
 
 
@@ -380,9 +384,12 @@ def locate(request: LocateRequest, rand: Callable[[int], int]) -> LocateFlow:
     scheme = request.scheme.lower()
     if scheme not in ("sip", "sips"):
         raise LocalProtocolError(f"cannot locate a {scheme}: URI")
-    host = sip_domain(request.host)
-    if not host:
+    identity = sip_domain(request.host)
+    if not identity:
         raise LocalProtocolError("URI without host")
+    # RFC 3263 §4: TARGET is the maddr parameter if present, else the host; the identity to
+    # check stays the URI's host (RFC 5922 §4)
+    host = sip_domain(request.maddr) if request.maddr else identity
     sips = scheme == "sips"
     fixed = _fixed_transport(request)
     default = Transport.TLS if sips else Transport.UDP
@@ -405,18 +412,18 @@ def locate(request: LocateRequest, rand: Callable[[int], int]) -> LocateFlow:
         transport = fixed or default
         port = request.port or DEFAULT_PORTS[transport]
         trace.append(f"numeric host: {transport.value} {host}:{port}")
-        return done([Target(transport, host, port, host, host)])
+        return done([Target(transport, host, port, identity, host)])
 
     # §4.2: explicit port -> A/AAAA only
     if request.port is not None:
         transport = fixed or default
         trace.append(f"explicit port {request.port}: A/AAAA only, {transport.value}")
-        return done((yield from flow.host_targets(host, transport, request.port, host)))
+        return done((yield from flow.host_targets(host, transport, request.port, identity)))
 
     if not request.use_srv:
         transport = fixed or default
         trace.append(f"DNS SRV off: A/AAAA of {host}, {transport.value}")
-        return done((yield from flow.host_targets(host, transport, None, host)))
+        return done((yield from flow.host_targets(host, transport, None, identity)))
 
     if not request.srv_auto_prefix:
         # the configured name is the SRV name itself, e.g. _sips._tcp.example.test
@@ -427,6 +434,8 @@ def locate(request: LocateRequest, rand: Callable[[int], int]) -> LocateFlow:
             domain = ".".join(labels[2:])
         else:
             domain = host
+        if request.maddr:
+            domain = identity
         transport = fixed or named or default
         if named is not None and fixed is not None and named is not fixed:
             raise LocalProtocolError(f"SRV name {host} does not match transport {fixed.value}")
@@ -439,11 +448,11 @@ def locate(request: LocateRequest, rand: Callable[[int], int]) -> LocateFlow:
     if fixed is not None:
         # §4.2: transport known, no port -> SRV for that transport, else A/AAAA
         name = f"{srv_prefix(fixed)}.{host}"
-        targets, had = yield from flow.srv_targets(name, fixed, host, rand)
+        targets, had = yield from flow.srv_targets(name, fixed, identity, rand)
         if had:
             return done(targets, None if targets else f"SRV {name}: no usable target")
         trace.append(f"no SRV: A/AAAA of {host}, default port")
-        return done((yield from flow.host_targets(host, fixed, None, host)))
+        return done((yield from flow.host_targets(host, fixed, None, identity)))
 
     # AUTO: §4.1 NAPTR
     answer = yield from flow.ask(host, "NAPTR")
@@ -458,7 +467,7 @@ def locate(request: LocateRequest, rand: Callable[[int], int]) -> LocateFlow:
         trace.append("NAPTR order: " + ", ".join(f"{t.value} {n}" for t, n in usable))
         targets = []
         for transport, srv_name in usable:
-            found, _ = yield from flow.srv_targets(srv_name, transport, host, rand)
+            found, _ = yield from flow.srv_targets(srv_name, transport, identity, rand)
             targets += found
         return done(targets, f"NAPTR {host}: no SRV target answered")
 
@@ -468,7 +477,7 @@ def locate(request: LocateRequest, rand: Callable[[int], int]) -> LocateFlow:
         if sips and transport is not Transport.TLS:
             break
         found, _ = yield from flow.srv_targets(
-            f"{srv_prefix(transport)}.{host}", transport, host, rand
+            f"{srv_prefix(transport)}.{host}", transport, identity, rand
         )
         targets += found
         if found and transport is Transport.TLS:
@@ -476,4 +485,4 @@ def locate(request: LocateRequest, rand: Callable[[int], int]) -> LocateFlow:
     if targets:
         return done(targets)
     trace.append(f"no NAPTR/SRV: A/AAAA of {host}, {default.value} default port")
-    return done((yield from flow.host_targets(host, default, None, host)))
+    return done((yield from flow.host_targets(host, default, None, identity)))
