@@ -162,3 +162,14 @@ def test_registry() -> None:
     with pytest.raises(LocalProtocolError):
         get_decoder("PCMU", 8000, 2)
     assert get_decoder("pcmu", 8000).spec is CODECS["pcmu"]
+
+
+@pytest.mark.parametrize("ptime", [10, 20, 30, 40, 60])
+def test_g722_one_payload_per_frame_at_any_ptime(ptime: int) -> None:
+    enc, dec = get_encoder("G722", 8000, ptime=ptime), get_decoder("G722", 8000, ptime=ptime)
+    n = enc.frame_samples()
+    tone = _tone(1000, 16000, n * 3)
+    for i in range(3):
+        payload = enc.encode(tone[i * 2 * n : (i + 1) * 2 * n])
+        assert len(payload) == n // 2  # 4 bits per sample, immediately
+        assert len(dec.decode(payload)) == 2 * n

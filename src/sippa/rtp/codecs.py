@@ -330,7 +330,9 @@ def get_encoder(
     if key == "pcma":
         return _G711Encoder(spec, ptime, alaw_encode)
     if key == "g722":
-        return _AvEncoder(spec, ptime, "g722", {}, 0)
+        # FFmpeg's G.722 encoder buffers to 320-sample frames unless told the frame size.
+        samples = spec.sample_rate * ptime // 1000
+        return _AvEncoder(spec, ptime, "g722", {"frame_size": str(samples)}, 0)
     if ptime not in _OPUS_DURATIONS:
         raise LocalProtocolError(f"Opus cannot carry ptime {ptime}", 488)
     options = {"frame_duration": str(ptime), "application": "voip"}
