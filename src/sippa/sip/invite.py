@@ -200,7 +200,6 @@ class InviteSession:
         self.awaiting_ack_body = False
         self._unacked_2xx: Response | None = None
         self.fork_dialogs: dict[str, Dialog] = {}
-        self._owned: set[str] = set()  # handles of our BYE/CANCEL/fork transactions
         self.bye_txn: ClientTransaction | None = None
         # UAS
         self.server_txn: ServerTransaction | None = None
@@ -274,10 +273,6 @@ class InviteSession:
         if self.end_reason is None:
             self.end_reason = (reason, status)
 
-    def owns(self, txn: Transaction) -> bool:
-        """True if ``txn`` belongs to this session."""
-        return txn.handle in self._owned
-
     def matches(self, local_tag: str | None, remote_tag: str | None) -> bool:
         """True if an in-dialog message with these tags belongs to this session."""
         dialogs = [self.dialog] if self.dialog is not None else []
@@ -306,16 +301,15 @@ class InviteSession:
     # --- UAC: responses -----------------------------------------------------------------------
     def on_response(self, txn: ClientTransaction, response: Response, now: float) -> None:
         """A response for one of our client transactions (§13.2.2)."""
-        if self.terminated:
-            return
         status = response.status_code
-        method = response.cseq.method
-        if method == "INVITE" and 200 <= status < 300:
+        if response.cseq.method == "INVITE" and 200 <= status < 300:
             key = (response.to.tag or "", response.cseq.seq)
             if key in self.acks:
                 ack, destination = self.acks[key]
                 self.host.resend(ack, destination)  # §13.2.2.4: ACK every 2xx retransmission
                 return
+        if self.terminated:
+            return
         if txn is self.invite_txn:
             self._on_invite_response(response, now)
         elif txn is self.reinvite_txn:
@@ -397,8 +391,7 @@ class InviteSession:
         self.fork_dialogs[tag] = fork
         self._send_ack(fork, response, b"", None)
         bye = fork.create_request("BYE")
-        txn = self.host.start_transaction(bye, fork.next_hop(), self, now)
-        self._owned.add(txn.handle)
+        self.host.start_transaction(bye, fork.next_hop(), self, now)
         log.info("[%s] 2xx from fork %r: ACK + BYE", self.call_id, tag)
 
     def _send_ack(
@@ -461,8 +454,7 @@ class InviteSession:
         if self.invite_txn is None or self.invite_txn.terminated:
             return
         self.cancel_sent = True
-        txn = self.host.send_cancel(self.invite_txn, self, now)
-        self._owned.add(txn.handle)
+        self.host.send_cancel(self.invite_txn, self, now)
 
     # --- UAS: commands ------------------------------------------------------------------------
     def _uas_response(
@@ -511,6 +503,10 @@ class InviteSession:
         """Refuse the incoming call with a 300-699 (§13.3.1.3)."""
         if not 300 <= status < 700:
             raise LocalProtocolError(f"{status} is not a rejection status", 500)
+        if (self.state, CallEvent.REJECT_SENT) not in CALL_TABLE:
+            raise LocalProtocolError(
+                f"call {self.handle} is {self.state.value}: cannot reject", 500
+            )
         txn, response = self._uas_response(status, reason, b"", None)
         self._end_with("rejected", status)
         self.host.send_response(txn, response, now)
@@ -725,7 +721,6 @@ class InviteSession:
         self.timers.stop("glare")
         bye = self.dialog.create_request("BYE")
         self.bye_txn = self.host.start_transaction(bye, self.dialog.next_hop(), self, now)
-        self._owned.add(self.bye_txn.handle)
 
     def hangup(self, now: float) -> None:
         """End the call whatever its state: CANCEL, reject (603), or BYE."""
@@ -738,7 +733,6 @@ class InviteSession:
 
     def replace_transaction(self, old: ClientTransaction, new: ClientTransaction) -> None:
         """The core re-sent ``old``'s request with credentials as ``new`` (401/407)."""
-        self._owned.add(new.handle)
         if old is self.invite_txn and isinstance(new, InviteClientTransaction):
             self.invite_txn = new
             self.invite = new.request
