@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sippa.errors import RemoteProtocolError
+from sippa.errors import LocalProtocolError, RemoteProtocolError
 from sippa.rtp.rtcp import (
     ReceptionStats,
     ReportBlock,
@@ -18,6 +18,7 @@ from sippa.rtp.rtcp import (
     RtcpSdes,
     RtcpSenderReport,
     RtcpUnknown,
+    SdesChunk,
     SenderStats,
     ntp_from_unix,
     ntp_middle32,
@@ -231,3 +232,16 @@ def test_sender_stats_and_interval() -> None:
         random_factor=0.5,
     )
     assert big == pytest.approx(100.0 * 999 / 300.0 / 1.21828)
+
+
+def test_serializing_nonsense_is_a_local_error() -> None:
+    for pkt in (
+        RtcpReceiverReport(1, tuple(ReportBlock(i) for i in range(32))),
+        RtcpBye(tuple(range(32))),
+        RtcpBye((1,), b"x" * 256),
+        RtcpApp(32, 1, b"PING"),
+        RtcpApp(0, 1, b"PIN"),
+        RtcpSdes((SdesChunk(1, ((1, b"x" * 256),)),)),
+    ):
+        with pytest.raises(LocalProtocolError):
+            bytes(pkt)

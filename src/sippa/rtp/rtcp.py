@@ -79,7 +79,9 @@ def ntp_middle32(ntp: int) -> int:
 
 
 def _header(padding: bool, count: int, packet_type: int, body_len: int) -> bytes:
-    # RFC 3550 §6.4.1: length is the packet length in 32-bit words minus one.
+    # RFC 3550 §6.4.1: a 5-bit count; length is the packet length in 32-bit words minus one.
+    if not 0 <= count <= 31:
+        raise LocalProtocolError(f"RTCP count {count} does not fit in 5 bits")
     return _HEADER.pack(0x80 | (0x20 if padding else 0) | count, packet_type, body_len // 4)
 
 
