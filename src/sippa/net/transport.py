@@ -159,6 +159,7 @@ class Connection(asyncio.Protocol):
         self.pings_answered = 0
         self._ping_handle: asyncio.TimerHandle | None = None
         self._pong_deadline: asyncio.TimerHandle | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -205,6 +206,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        if not self.lost.done():
+            self.lost.set_result(None)
         reason = self.close_reason or (f"connection lost: {exc}" if exc else "connection closed")
         self.layer._unregister(self, reason, report=not self.closing or bool(self.close_reason))
 
@@ -513,8 +516,18 @@ class TransportLayer:
         self._udp.clear()
         for _, server in self._servers:
             server.close()
-        for conn in list(self.connections.values()):
+        conns = list(self.connections.values())
+        for conn in conns:
             conn.close()
+        # A TLS close waits for the peer's close_notify: give it a moment, then abort.
+        pending = [c.lost for c in conns if not c.lost.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=1.0)
+            for conn in conns:
+                if conn.lost in late:
+                    conn.abort("closing")
+            if late:
+                await asyncio.wait(late, timeout=1.0)
         with contextlib.suppress(Exception):
             for _, server in self._servers:
                 await server.wait_closed()
