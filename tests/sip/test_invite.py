@@ -419,3 +419,75 @@ def test_info_inside_the_dialog(net: Network, alice: Node, bob: Node) -> None:
     net.run(duration=0.1)
     responses = alice.of(ResponseReceived)
     assert [(r.transaction, r.response.status_code) for r in responses] == [(handle, 200)]
+
+
+def test_second_reinvite_while_one_is_pending_gets_500(
+    net: Network, alice: Node, bob: Node
+) -> None:
+    call, bcall = establish(net, alice, bob)
+    alice.core.reinvite(call, net.now, body=b"offer-2")
+    net.run(duration=0.1)
+    assert len(bob.of(ReinviteReceived)) == 1  # Bob's app has not answered yet
+    first = net.sent_by(alice, request("INVITE"))[-1]
+    again = first.data.replace(b"2 INVITE", b"3 INVITE").replace(
+        b"branch=z9hG4bK", b"branch=z9hG4bKx"
+    )
+    inbox = net.listen(Address("udp", "10.0.0.66", 5060))
+    net.inject(again, Address("udp", "10.0.0.66", 5060), first.dst)
+    net.run(duration=0.1)
+    # §14.2: 500 with a Retry-After between 0 and 10 s (rand() = 0.5 here)
+    assert [(p.status, p.header("Retry-After")) for p in inbox if p.status != 100] == [(500, "5")]
+    assert len(bob.of(ReinviteReceived)) == 1
+
+
+def test_update_is_a_target_refresh(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    handle = alice.core.send_request("UPDATE", BOB, net.now, call=call, body=b"offer-u")
+    net.run(duration=0.1)
+    got = bob.of(ReinviteReceived)
+    assert got == [ReinviteReceived(bcall, "UPDATE", b"offer-u", "application/sdp")]
+    update = net.sent_by(alice, request("UPDATE"))[0]
+    assert update.header("Contact") == "<sip:alice@10.0.0.1:5060>"
+    bob.core.accept_reinvite(bcall, net.now, body=b"answer-u")
+    net.run(duration=5)
+    assert [(r.transaction, r.response.body) for r in alice.of(ResponseReceived)] == [
+        (handle, b"answer-u")
+    ]
+    assert len(net.sent_by(bob, response(200, "UPDATE"))) == 1  # no 2xx retransmission
+
+
+def test_481_to_an_in_dialog_request_ends_the_call(net: Network, alice: Node, bob: Node) -> None:
+    call, bcall = establish(net, alice, bob)
+    alice.core.send_request("INFO", BOB, net.now, call=call)
+    net.run(duration=0.1)
+    bob.core.respond(bob.of(RequestReceived)[0].transaction, 481, net.now)
+    net.run(duration=1)
+    assert len(net.sent_by(alice, request("BYE"))) == 1  # §12.2.1.2
+    assert alice.of(CallEnded) == [CallEnded(call, "dialog-gone", 481)]
+
+
+def test_transport_error_fails_the_invite_with_503(net: Network, alice: Node) -> None:
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.001)
+    destination = net.sent_by(alice, request("INVITE"))[0].dst
+    alice.core.transport_error(destination, net.now)
+    net.run(duration=0.001)
+    assert alice.of(CallEnded) == [CallEnded(call, "transport-error", 503)]
+
+
+def test_early_dialogs_from_forked_provisionals(net: Network, alice: Node) -> None:
+    inbox = net.listen(PROXY)
+    call = alice.core.invite(Uri.parse("sip:bob@10.0.0.9"), net.now, body=OFFER)
+    net.run(duration=0.1)
+    invite = parse_message(inbox[0].data)
+    assert isinstance(invite, Request)
+    src = inbox[0].src
+    net.inject(fork_response(invite, 183, "e1", "<sip:e1@10.0.0.9>"), PROXY, src)
+    net.inject(fork_response(invite, 180, "e2", "<sip:e2@10.0.0.9>"), PROXY, src)
+    net.run(duration=0.1)
+    session = alice.core._sessions[call]
+    assert sorted(session.early_dialogs) == ["e1", "e2"]
+    assert str(session.early_dialogs["e1"].remote_target) == "sip:e1@10.0.0.9"
+    net.inject(fork_response(invite, 486, "e1", "<sip:e1@10.0.0.9>"), PROXY, src)
+    net.run(duration=0.1)
+    assert alice.of(CallEnded) == [CallEnded(call, "rejected", 486)]

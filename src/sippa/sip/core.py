@@ -151,6 +151,7 @@ class UserAgentCore:
         self._transactions: dict[str, Transaction] = {}  # handle -> current transaction
         self._live: dict[Transaction, None] = {}  # every live transaction, in creation order
         self._owners: dict[str, InviteSession] = {}  # transaction handle -> session
+        self._in_dialog: dict[str, InviteSession] = {}  # app's in-dialog requests -> session
         self._sessions: dict[str, InviteSession] = {}
         self._by_call_id: dict[str, list[InviteSession]] = {}
         self._merged: dict[tuple[str | None, str, int, str], tuple[object, ...]] = {}
@@ -454,8 +455,11 @@ class UserAgentCore:
         session = self._owners.get(txn.handle)
         if session is not None:
             session.on_response(txn, response, now)
-        else:
-            self._events.append(ResponseReceived(txn.handle, response))
+            return
+        self._events.append(ResponseReceived(txn.handle, response))
+        session = self._in_dialog.get(txn.handle)
+        if session is not None and response.status_code >= 200:
+            session.in_dialog_response(txn.method, response, now)
 
     def ack_received(self, txn: InviteServerTransaction, ack: Request, now: float) -> None:
         """An ACK matched an INVITE server transaction in Accepted (RFC 2543 peers)."""
@@ -470,15 +474,18 @@ class UserAgentCore:
             session.on_timeout(txn, now)
         elif isinstance(txn, ClientTransaction):
             self._events.append(TransactionTimeout(txn.handle, txn.method))
+            session = self._in_dialog.get(txn.handle)
+            if session is not None:
+                session.in_dialog_failure(408, now)
         else:
             # Timer H of an INVITE the core itself rejected (420, 481...): nothing to report
             log.info("[%s] no ACK for our %s", txn.request.call_id, txn.handle)
 
     def transaction_transport_error(self, txn: Transaction, now: float) -> None:
-        """A transaction could not send (§8.1.3.1: treated like a timeout for calls)."""
+        """A transaction could not send (§8.1.3.1: a 503 for calls)."""
         session = self._owners.get(txn.handle)
         if session is not None:
-            session.on_timeout(txn, now)
+            session.on_timeout(txn, now, transport=True)
         else:
             self._events.append(TransportError(txn.handle, txn.destination))
 
@@ -498,6 +505,7 @@ class UserAgentCore:
         if self._transactions.get(txn.handle) is txn:
             del self._transactions[txn.handle]
             self._owners.pop(txn.handle, None)
+            self._in_dialog.pop(txn.handle, None)
             self._auth_attempts.pop(txn.handle, None)
 
     def _retry_with_credentials(
@@ -793,6 +801,7 @@ class UserAgentCore:
                 method, body=body, content_type=content_type, extra=tuple(headers)
             )
             txn = self._start_client(request, dialog.next_hop(), now)
+            self._in_dialog[txn.handle] = session
             return txn.handle
         request, next_hop = self._new_request(
             method,

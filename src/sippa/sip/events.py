@@ -124,8 +124,9 @@ class CallEnded:
     call: str
     """Handle of the call."""
     reason: str
-    """Why: "bye-local", "bye-remote", "rejected", "cancelled", "timeout", "ack-timeout",
-    "transport-error"."""
+    """Why: "bye-local", "bye-remote", "rejected" (a 300-699 either way), "cancelled",
+    "timeout" (no answer, or 408 in the dialog), "transport-error" (503, §8.1.3.1),
+    "ack-timeout" (§13.3.1.4), "dialog-gone" (481 in the dialog)."""
     status: int | None = None
     """The SIP status that ended it (final response of a failed INVITE, 487...), if any."""
 

@@ -416,21 +416,23 @@ class InviteSession:
             ack, destination = self.acks[key]
             self.host.resend(ack, destination)
 
-    def on_timeout(self, txn: Transaction, now: float) -> None:
-        """A client transaction of ours timed out or failed at the transport (§8.1.3.1)."""
+    def on_timeout(self, txn: Transaction, now: float, *, transport: bool = False) -> None:
+        """A transaction of ours timed out, or (``transport``) could not be sent: §8.1.3.1
+        treats the first as 408 and the second as 503."""
         if self.terminated:
             return
+        status, reason = (503, "transport-error") if transport else (408, "timeout")
         if txn is self.invite_txn and self.state in (CallState.CALLING, CallState.EARLY):
-            self._end_with("timeout", 408)
+            self._end_with(reason, status)
             self._fire(CallEvent.TIMEOUT)
         elif txn is self.reinvite_txn:
             self.reinvite_txn = None
-            self.host.emit(ReinviteFailed(self.handle, 408))
-            # §14.1: a 408 to a re-INVITE terminates the dialog
-            self._end_with("timeout", 408)
+            self.host.emit(ReinviteFailed(self.handle, status))
+            # §14.1: a 408 to a re-INVITE (or an unreachable peer) ends the dialog
+            self._end_with(reason, status)
             self._send_bye(now)
         elif txn is self.bye_txn and self.state is CallState.TERMINATING:
-            self._end_with(self.end_reason[0] if self.end_reason else "bye-local", 408)
+            self._end_with("bye-local", status)
             self._fire(CallEvent.BYE_DONE)
         elif txn is self.server_txn and self.state is CallState.CONNECTING:
             self._ack_timeout(now)
@@ -693,8 +695,24 @@ class InviteSession:
             self.host.emit(ReinviteFailed(self.handle, status))
             if status in (408, 481):
                 # §14.1 / §12.2.1.2: the dialog is gone or unreachable
-                self._end_with("timeout" if status == 408 else "bye-remote", status)
+                self._end_with("timeout" if status == 408 else "dialog-gone", status)
                 self._send_bye(now)
+
+    # --- the application's own in-dialog requests ----------------------------------------------
+    def in_dialog_response(self, method: str, response: Response, now: float) -> None:
+        """Final response to an in-dialog request the application sent (INFO, UPDATE...)."""
+        status = response.status_code
+        if self.dialog is not None and method == "UPDATE" and 200 <= status < 300:
+            self.dialog.refresh_target(response)  # §12.2: UPDATE is a target refresh
+        elif status in (408, 481):
+            self.in_dialog_failure(status, now)
+
+    def in_dialog_failure(self, status: int, now: float) -> None:
+        """§12.2.1.2: a 481 or 408 to an in-dialog request ends the dialog (with a BYE)."""
+        if self.state is not CallState.CONFIRMED:
+            return
+        self._end_with("timeout" if status == 408 else "dialog-gone", status)
+        self._send_bye(now)
 
     # --- BYE (§15) ----------------------------------------------------------------------------
     def bye(self, now: float) -> None:
