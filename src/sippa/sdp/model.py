@@ -80,14 +80,16 @@ _PTIME_RE = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 # a=rtcp:<port> [<nettype> <addrtype> <connection-address>]  (RFC 3605 §2.1)
 _RTCP_RE = re.compile(rf"([0-9]{{1,5}})(?: ({_TCHARS}) ({_TCHARS}) ({_NON_WS}))?")
 
-_IPV4_RE = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
+# IP4-address = b1 3("." decimal-uchar)  (RFC 8866 §9): 0..255 without leading zeros
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 # RFC 8866 §5: the lines of the session section, in the order they must appear.
 _SESSION_ORDER = {"v": 0, "o": 1, "s": 2, "i": 3, "u": 4, "e": 5, "p": 6, "c": 7, "b": 8,
-                  "t": 9, "r": 9, "z": 10, "k": 11, "a": 12}
+                  "t": 9, "r": 9, "z": 10, "k": 11}
 # RFC 8866 §5: media section; i c b k a after m. We accept i/c/b/k in any order before the
 # attributes but keep the attributes last (a few stacks put b= after c=, none after a=).
-_MEDIA_ORDER = {"i": 0, "c": 1, "b": 1, "k": 1, "a": 2}
+_MEDIA_ORDER = {"i": 0, "c": 1, "b": 1, "k": 1}
 
 
 def _bad(reason: str) -> RemoteProtocolError:
@@ -497,8 +499,7 @@ def _parse_connection(value: str) -> Connection:
         host = address.split("/", 1)[0]
         # RFC 8866 §5.7: for IN, the address is an IPv4/IPv6 address or an FQDN.
         if addrtype == "IP4" and host[:1].isdigit() and host.replace(".", "").isdigit():
-            m4 = _IPV4_RE.fullmatch(host)
-            if m4 is None or max(int(g) for g in m4.groups()) > 255:
+            if _IPV4_RE.fullmatch(host) is None:
                 raise _bad(f"bad IPv4 address {host[:64]!r}")
         elif addrtype == "IP6" and ":" in host:
             _check_ip(host, ipaddress.IPv6Address)
@@ -537,16 +538,37 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     Raises RemoteProtocolError (status 400; 413 when over MAX_SDP_SIZE) for anything malformed.
     """
     text = _decode(data)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            raise _bad("bare CR")
+    if "\x00" in text:
+        raise _bad("NUL character")
     lines = text.split("\n")
     # Trailing empty lines (a final CRLF, or a blank line some stacks add) are fine.
-    while lines and lines[-1] in ("", "\r"):
+    while lines and not lines[-1]:
         lines.pop()
     if len(lines) < 3:
         raise _bad("too short")
+    if max(map(len, lines)) > MAX_LINE_LENGTH:
+        raise _bad(f"a line is longer than {MAX_LINE_LENGTH}")
+
+    # RFC 8866 §5: v=0, o= and s= come first, in this order.
+    if lines[0] != "v=0":
+        raise _bad("must start with v=0")
+    if not lines[1].startswith("o="):
+        raise _bad("o= must be the second line")
+    om = _ORIGIN_RE.fullmatch(lines[1], 2)
+    if om is None:
+        raise _bad(f"malformed o= line {lines[1][:80]!r}")
+    origin = Origin(om[1], int(om[2]), int(om[3]), om[6], om[4], om[5])
+    if not lines[2].startswith("s="):
+        raise _bad("s= must be the third line")
+    # RFC 8866 §5.3 wants a non-empty name (" " or "-" when there is none); the RFC 3264
+    # examples and several stacks send "s=" empty, so that is accepted.
+    session_name = lines[2][2:]
 
     # Session section state.
-    origin: Origin | None = None
-    session_name: str | None = None
     information = uri = zone = key = None
     emails: list[str] = []
     phones: list[str] = []
@@ -555,53 +577,41 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     timings: list[Timing] = []
     attributes: list[Attribute] = []
     media: list[MediaDescription] = []
-    # Current media section state.
+    # Current section state: `attrs` is the list a= lines go to (session or current media).
+    attrs = attributes
     m_line: tuple[str, int, int | None, str, tuple[str, ...]] | None = None
     m_title: str | None = None
     m_key: str | None = None
     m_conns: list[Connection] = []
     m_bws: list[Bandwidth] = []
-    m_attrs: list[Attribute] = []
-    rank = -1
+    rank = 3
 
     def close_media() -> None:
         if m_line is not None:
             mt, port, count, proto, fmts = m_line
             media.append(MediaDescription(mt, port, proto, fmts, count, m_title,
-                                          tuple(m_conns), tuple(m_bws), m_key, tuple(m_attrs)))
+                                          tuple(m_conns), tuple(m_bws), m_key, tuple(attrs)))
 
-    for index, raw in enumerate(lines):
-        line = raw[:-1] if raw.endswith("\r") else raw
-        if len(line) > MAX_LINE_LENGTH:
-            raise _bad(f"line {index + 1} longer than {MAX_LINE_LENGTH}")
-        if len(line) < 2 or line[1] != "=":
-            raise _bad(f"line {index + 1} is not <type>=<value>")
+    checkers = _CHECKERS
+    name_re = _TCHARS_RE
+    for line in lines[3:]:
+        if line[1:2] != "=":
+            raise _bad(f"line {line[:40]!r} is not <type>=<value>")
         kind = line[0]
+        if kind == "a":  # the common case first: a=<name>[:<value>] (RFC 8866 §5.13)
+            name, colon, rest = line[2:].partition(":")
+            if name_re.fullmatch(name) is None:
+                raise _bad(f"malformed attribute name {name[:40]!r}")
+            value: str | None = rest if colon else None
+            checker = checkers.get(name)
+            if checker is not None:
+                checker(value)
+            if len(attrs) >= MAX_ATTRIBUTES:
+                raise _bad("too many attributes")
+            attrs.append(Attribute(name, value))
+            rank = 99  # nothing but a= and m= may follow an a= line
+            continue
         value = line[2:]
-        if "\r" in value or "\x00" in value:
-            raise _bad(f"control character in line {index + 1}")
-
-        if index == 0:
-            # RFC 8866 §5.1: v=0 comes first.
-            if kind != "v" or value != "0":
-                raise _bad("must start with v=0")
-            continue
-        if index == 1:
-            if kind != "o":
-                raise _bad("o= must be the second line")
-            m = _ORIGIN_RE.fullmatch(value)
-            if m is None:
-                raise _bad(f"malformed o= line {value[:80]!r}")
-            origin = Origin(m[1], int(m[2]), int(m[3]), m[6], m[4], m[5])
-            continue
-        if index == 2:
-            if kind != "s":
-                raise _bad("s= must be the third line")
-            # RFC 8866 §5.3 wants a non-empty name (" " or "-" when there is none); the RFC 3264
-            # examples and several stacks send "s=" empty, so that is accepted.
-            session_name = value
-            continue
-
         if kind == "m":
             close_media()
             if len(media) >= MAX_MEDIA:
@@ -618,7 +628,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
                 raise _bad(f"more than {MAX_FORMATS} formats")
             m_line = (mm[1], port, count, mm[4], fmts)
             m_title = m_key = None
-            m_conns, m_bws, m_attrs = [], [], []
+            m_conns, m_bws, attrs = [], [], []
             rank = -1
             continue
 
@@ -629,11 +639,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
             if order < rank:
                 raise _bad(f"{kind}= line out of order (RFC 8866 §5)")
             rank = order
-            if kind == "a":
-                if len(attributes) >= MAX_ATTRIBUTES:
-                    raise _bad("too many attributes")
-                attributes.append(_parse_attribute(value))
-            elif kind == "c":
+            if kind == "c":
                 if connection is not None:
                     raise _bad("two session-level c= lines")
                 connection = _parse_connection(value)
@@ -680,11 +686,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
             if order < rank:
                 raise _bad(f"{kind}= line out of order in a media section (RFC 8866 §5)")
             rank = order
-            if kind == "a":
-                if len(m_attrs) >= MAX_ATTRIBUTES:
-                    raise _bad("too many attributes")
-                m_attrs.append(_parse_attribute(value))
-            elif kind == "c":
+            if kind == "c":
                 if len(m_conns) >= _MAX_MISC:
                     raise _bad("too many c= lines")
                 m_conns.append(_parse_connection(value))
@@ -709,8 +711,6 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         for md in media:
             if not md.connections:
                 raise _bad(f"no c= line for m={md.media}")
-    if origin is None or session_name is None:  # unreachable: lines 1..3 were checked
-        raise _bad("no o= or s= line")
     return SessionDescription(origin, session_name, information, uri, tuple(emails),
                               tuple(phones), connection, tuple(bandwidths), tuple(timings), zone,
                               key, tuple(attributes), tuple(media))
