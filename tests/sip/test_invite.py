@@ -424,7 +424,7 @@ def test_info_inside_the_dialog(net: Network, alice: Node, bob: Node) -> None:
 def test_second_reinvite_while_one_is_pending_gets_500(
     net: Network, alice: Node, bob: Node
 ) -> None:
-    call, bcall = establish(net, alice, bob)
+    call, _ = establish(net, alice, bob)
     alice.core.reinvite(call, net.now, body=b"offer-2")
     net.run(duration=0.1)
     assert len(bob.of(ReinviteReceived)) == 1  # Bob's app has not answered yet
@@ -457,12 +457,13 @@ def test_update_is_a_target_refresh(net: Network, alice: Node, bob: Node) -> Non
 
 
 def test_481_to_an_in_dialog_request_ends_the_call(net: Network, alice: Node, bob: Node) -> None:
-    call, bcall = establish(net, alice, bob)
+    call, _ = establish(net, alice, bob)
     alice.core.send_request("INFO", BOB, net.now, call=call)
     net.run(duration=0.1)
     bob.core.respond(bob.of(RequestReceived)[0].transaction, 481, net.now)
     net.run(duration=1)
     assert len(net.sent_by(alice, request("BYE"))) == 1  # §12.2.1.2
+    assert bob.of(CallEnded)[0].reason == "bye-remote"
     assert alice.of(CallEnded) == [CallEnded(call, "dialog-gone", 481)]
 
 
