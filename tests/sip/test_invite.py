@@ -492,3 +492,26 @@ def test_early_dialogs_from_forked_provisionals(net: Network, alice: Node) -> No
     net.inject(fork_response(invite, 486, "e1", "<sip:e1@10.0.0.9>"), PROXY, src)
     net.run(duration=0.1)
     assert alice.of(CallEnded) == [CallEnded(call, "rejected", 486)]
+
+
+def test_lost_invite_is_retransmitted_by_timer_a(net: Network, alice: Node, bob: Node) -> None:
+    net.drop(request("INVITE"), times=2)
+    alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=1.0)
+    assert bob.of(IncomingCall) == []
+    net.run(duration=1.0)
+    invites = net.sent_by(alice, request("INVITE"))
+    assert [p.sent_at for p in invites] == [0.0, 0.5, 1.5]
+    assert len(bob.of(IncomingCall)) == 1
+
+
+def test_provisional_overtaken_by_the_2xx_is_ignored(net: Network, alice: Node, bob: Node) -> None:
+    net.delay(response(180), by=0.5)  # reordered: arrives after the 200
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.ringing(bcall, net.now)
+    bob.core.answer(bcall, net.now, body=ANSWER)
+    net.run(duration=2)
+    assert names(alice) == ["CallAnswered"]
+    assert alice.core.call_state(call) is CallState.CONFIRMED

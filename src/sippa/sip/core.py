@@ -252,7 +252,7 @@ class UserAgentCore:
     def _response_address(self, request: Request, source: Address) -> Address:
         """Where responses to ``request`` go (§18.2.2, RFC 3581 §4)."""
         via = request.top_via
-        transport = via.transport.lower()
+        transport = source.transport  # the transport it arrived on, whatever the Via claims
         if is_reliable(transport):
             # over the connection the request came on
             return Address(source.transport, source.host, source.port, source.connection)
