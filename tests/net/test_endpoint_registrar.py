@@ -19,7 +19,7 @@ from sippa.sip.uri import Uri
 
 
 def authorize(request: Request, response: Response) -> Credentials:
-    return Credentials("Authorization", 'Digest username="alice", response="ok"', "SHA-256")
+    return Credentials.single("Authorization", 'Digest username="alice", response="ok"', "SHA-256")
 
 
 class FakeRegistrar:

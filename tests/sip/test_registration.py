@@ -28,7 +28,7 @@ LOCAL = LocalContact("TLS", "127.0.0.1", 50123)
 
 def _authorize(request: Request, response: Response) -> Credentials:
     header = "Authorization" if response.status_code == 401 else "Proxy-Authorization"
-    return Credentials(header, 'Digest username="alice", response="x"', "SHA-256")
+    return Credentials.single(header, 'Digest username="alice", response="x"', "SHA-256")
 
 
 def make(**kw: object) -> Registration:

@@ -10,7 +10,6 @@ waits for the first outcome, then un-registers unless asked to stay.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from sippa.net.ports import PortRange
 from sippa.net.registrar import LineRegistrar, LineStatus
 from sippa.net.tls import TlsConfigError, TrustStore, make_client_context
 from sippa.net.transport import TransportSettings
+from sippa.sip.digest import DigestClient
 from sippa.sip.locate import TransportChoice
 from sippa.sip.message import Request, Response
 from sippa.sip.registration import AuthFailed, Authorize, Credentials, RegistrationConfig
@@ -99,9 +99,7 @@ def make_authorize(
     username: str, password: str, *, order: str = "strongest", allow_md5: bool = True
 ) -> Authorize:
     """The digest answerer of sip-digest, as :data:`~sippa.sip.registration.Authorize`."""
-    # sip-digest's module; imported by name until it has landed in the tree
-    digest = importlib.import_module("sippa.sip.digest")
-    client = digest.DigestClient(
+    client = DigestClient(
         username,
         password,
         follow_server_order=(order == "server"),
@@ -114,7 +112,7 @@ def make_authorize(
             answer = client.authorize(request, response)
         except ProtocolError as exc:
             raise AuthFailed(exc.reason, response.status_code) from None
-        return Credentials(answer.header, answer.value, answer.algorithm)
+        return Credentials(answer.headers, answer.algorithm)
 
     return authorize
 
@@ -149,7 +147,7 @@ async def register_once(
             order=options.digest_order,
             allow_md5=options.allow_md5,
         )
-    except (ValueError, ProtocolError, TlsConfigError, OSError, ImportError) as exc:
+    except (ValueError, ProtocolError, TlsConfigError, OSError) as exc:
         return RegisterResult(False, LineStatus(), f"configuration: {exc}")
     ports = None
     if options.tcp_port_min or options.tcp_port_max:

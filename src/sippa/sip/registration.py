@@ -126,12 +126,25 @@ class SendFailure(Enum):
 class Credentials:
     """An answer to a digest challenge, ready to put into the request."""
 
-    header: str
-    """``Authorization`` (401) or ``Proxy-Authorization`` (407)."""
-    value: str
-    """The header value (never logged: it carries the digest response)."""
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    """``(Authorization or Proxy-Authorization, value)``, one per answered realm (§22.3);
+    never logged: the values carry the digest response."""
     algorithm: str
     """Digest algorithm used (``SHA-256``, ``MD5``, ...)."""
+
+    @classmethod
+    def single(cls, header: str, value: str, algorithm: str) -> Credentials:
+        return cls(((header, value),), algorithm)
+
+    @property
+    def header(self) -> str:
+        """Name of the first header."""
+        return self.headers[0][0]
+
+    @property
+    def value(self) -> str:
+        """Value of the first header."""
+        return self.headers[0][1]
 
 
 class AuthFailed(ProtocolError):
@@ -349,7 +362,8 @@ class Registration:
         headers.add("Contact", f"<{contact_uri}>")
         headers.add("Expires", str(expires))
         if attempt.credentials is not None:
-            headers.add(attempt.credentials.header, attempt.credentials.value)
+            for field_name, value in attempt.credentials.headers:
+                headers.add(field_name, value)
         if cfg.user_agent:
             headers.add("User-Agent", cfg.user_agent)
         headers.add("Content-Length", "0")
@@ -469,7 +483,8 @@ class Registration:
         try:
             creds = self.authorize(request, response)
         except ProtocolError as exc:
-            self._failed(f"cannot answer the challenge: {exc.reason}", response.status_code, now)
+            reason = f"{response.status_code} {response.reason}: {exc.reason}"
+            self._failed(reason, response.status_code, now)
             return
         attempt.auth_rounds += 1
         attempt.credentials = creds

@@ -25,8 +25,6 @@ from tests.peers.dnsmasq import Dnsmasq
 from tests.peers.kamailio import Kamailio
 
 pytestmark = pytest.mark.interop
-# TEMPORARY: sip-digest's module has not landed yet; remove this line when it has.
-pytest.importorskip("sippa.sip.digest")
 
 
 def proxy_of(k: Kamailio, transport: str) -> str:
