@@ -128,7 +128,7 @@ async def test_latching_happens_only_after_authentication() -> None:
             attacker.sendto(b"\x00" * 40, ("127.0.0.1", a.local_port))
             await asyncio.sleep(0.2)
             st = sa.stats()
-            assert st.auth_failures == 6
+            assert st.auth_failures == 6  # five forged packets and 40 zero octets
             assert not st.latched
             assert st.remote_address == ("127.0.0.1", decoy.getsockname()[1])
             assert sa.pending_events() == []
@@ -186,6 +186,7 @@ async def test_auth_failures_are_counted_and_never_end_the_call() -> None:
         await asyncio.sleep(0.6)
         st = sb.stats()
         assert st.auth_failures >= 20
+        assert st.rtcp_auth_failures >= 1  # the PING (and A's SRTCP under the wrong key)
         assert st.packets_received == 0
         assert not st.latched
         assert not analyse_pcm(bytes(rx.pcm), 8000).holds(500, min_active=0.1)

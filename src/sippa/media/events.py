@@ -83,7 +83,9 @@ class StreamStats:
     rtt: float | None
     """Round-trip time from RTCP, seconds."""
     auth_failures: int
-    """SRTP/SRTCP packets dropped because they failed authentication (or were replays)."""
+    """SRTP packets dropped because they failed authentication (or were replays)."""
+    rtcp_auth_failures: int
+    """SRTCP packets dropped because they failed authentication (or were replays)."""
     malformed: int
     """Datagrams dropped because they were not valid RTP/RTCP."""
     send_errors: int

@@ -100,6 +100,7 @@ class MediaStream:
         self.packets_received = 0
         self.octets_received = 0
         self.auth_failures = 0
+        self.rtcp_auth_failures = 0
         self.malformed = 0
         self.send_errors = 0
         self.late_frames_skipped = 0
@@ -353,11 +354,16 @@ class MediaStream:
             self._playout.put(seq, ts, data[start:end], now)
 
     def _auth_failed(self, what: str, addr: tuple[str, int]) -> None:
-        self.auth_failures += 1
-        if self.auth_failures <= 3 or not self.auth_failures % 1000:
+        if what == "SRTCP":
+            self.rtcp_auth_failures += 1
+            count = self.rtcp_auth_failures
+        else:
+            self.auth_failures += 1
+            count = self.auth_failures
+        if count <= 3 or not count % 1000:
             _log.warning(
                 "%s dropped %s packet from %s:%s failing authentication (%d so far)",
-                self._log_prefix, what, addr[0], addr[1], self.auth_failures,
+                self._log_prefix, what, addr[0], addr[1], count,
             )
 
     def _latch(self, addr: tuple[str, int], *, rtcp: bool) -> None:
@@ -487,6 +493,7 @@ class MediaStream:
             remote_jitter=self._remote_jitter,
             rtt=self._rtt,
             auth_failures=self.auth_failures,
+            rtcp_auth_failures=self.rtcp_auth_failures,
             malformed=self.malformed,
             send_errors=self.send_errors,
             late_frames_skipped=self.late_frames_skipped,
