@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
@@ -9,9 +10,11 @@ import pytest
 
 from sippa.errors import ProtocolError
 from sippa.sip.core import CoreConfig, UserAgentCore
+from sippa.sip.digest import DigestClient, parse_authorization
 from sippa.sip.events import (
     Address,
     CallAnswered,
+    CallEnded,
     IncomingCall,
     MessageRejected,
     RequestReceived,
@@ -302,6 +305,10 @@ class Answer:
     header: str
     value: str
 
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        return ((self.header, self.value),)
+
 
 def test_401_retried_with_credentials_and_new_cseq(net: Network, bob: Node) -> None:
     seen: list[tuple[str, int]] = []
@@ -377,3 +384,49 @@ def test_unanswerable_challenge_is_passed_up(net: Network, bob: Node) -> None:
     bob.core.respond(bob.of(RequestReceived)[0].transaction, 401, net.now)
     net.run(duration=0.1)
     assert [r.response.status_code for r in alice.of(ResponseReceived)] == [401]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_invite_with_the_digest_client(net: Network) -> None:
+    """Wired to sippa.sip.digest: the strongest challenge is answered, a refusal ends the call."""
+    core = make_core("alice", "10.0.0.1")
+    core.authorize = DigestClient("alice", "secret", cnonce=lambda: "0a4f113b").authorize
+    alice = net.add("alice", core)
+    inbox = net.listen(PEER)
+    call = alice.core.invite(Uri.parse("sip:bob@10.0.0.7"), net.now, body=b"offer")
+    net.run(duration=0.1)
+    first = parsed(inbox[0])
+    assert isinstance(first, Request)
+    challenge = make_response(first, 401, to_tag="p1")
+    challenge.headers.add("WWW-Authenticate", 'Digest realm="sippa.test", nonce="n1", qop="auth"')
+    challenge.headers.add(
+        "WWW-Authenticate",
+        'Digest realm="sippa.test", nonce="n2", qop="auth", algorithm=SHA-256',
+    )
+    net.inject(bytes(challenge), PEER, inbox[0].src)
+    net.run(duration=0.1)
+    second = parsed(inbox[2])
+    assert isinstance(second, Request) and second.cseq.seq == 2
+    auth = parse_authorization(second.headers.get("Authorization") or "")
+    assert (auth.username, auth.realm, auth.nonce, auth.algorithm) == (
+        "alice",
+        "sippa.test",
+        "n2",
+        "SHA-256",
+    )
+    ha1 = _sha256("alice:sippa.test:secret")
+    ha2 = _sha256(f"INVITE:{auth.uri}")
+    assert auth.response == _sha256(f"{ha1}:n2:{auth.nc}:{auth.cnonce}:auth:{ha2}")
+    # the same challenge again: the credentials were refused, no third INVITE (§22.2)
+    again = make_response(second, 401, to_tag="p1")
+    again.headers.add(
+        "WWW-Authenticate",
+        'Digest realm="sippa.test", nonce="n2", qop="auth", algorithm=SHA-256',
+    )
+    net.inject(bytes(again), PEER, inbox[0].src)
+    net.run(duration=0.1)
+    assert [p.method for p in inbox] == ["INVITE", "ACK", "INVITE", "ACK"]
+    assert alice.of(CallEnded) == [CallEnded(call, "rejected", 401)]

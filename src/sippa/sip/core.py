@@ -89,19 +89,16 @@ def default_port(transport: str) -> int:
 
 
 class AuthAnswer(Protocol):
-    """A digest answer (``sippa.sip.registration.Credentials`` fits)."""
+    """Credentials for a challenged request (``sippa.sip.digest.DigestAnswer`` fits)."""
 
     @property
-    def header(self) -> str:
-        """``Authorization`` or ``Proxy-Authorization``."""
-
-    @property
-    def value(self) -> str:
-        """The header value."""
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """``(Authorization | Proxy-Authorization, value)``, one per answered realm."""
 
 
 Authorize = Callable[[Request, Response], AuthAnswer]
-"""Answers the 401/407 challenge for a request; raises a ProtocolError when it cannot."""
+"""Answers the 401/407 challenge for a request and raises a ProtocolError when it cannot
+(``sippa.sip.digest.DigestClient(...).authorize`` is one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,12 +525,15 @@ class UserAgentCore:
             seq = session.dialog.next_seq()  # in-dialog: the dialog's next number (§12.2.1.1)
         else:
             seq = original.cseq.seq + 1  # §8.1.3.5: same Call-ID, CSeq + 1
+        # §22.3: credentials for other realms stay; the answered kinds are replaced
+        replaced = {"Via"} | {name.lower() for name, _ in answer.headers}
         headers = Headers()
         for name, value in original.headers:
-            if name in ("Via", answer.header):
+            if name == "Via" or name.lower() in replaced:
                 continue
             headers.add(name, f"{seq} {original.method}" if name == "CSeq" else value)
-        headers.add(answer.header, answer.value)
+        for name, value in answer.headers:
+            headers.add(name, value)
         retry = Request(original.method, original.uri, headers, original.body)
         # the same handle: the application sees one request and its final answer
         new = self._start_client(
