@@ -218,7 +218,8 @@ class MediaParameters:
     telephone_event_pt: int | None
     """Payload type of telephone-event at the codec's clock rate, None when not agreed."""
     remote_address: str
-    """Peer's RTP address (``0.0.0.0`` for an old-style hold)."""
+    """Peer's RTP address as in its c= line: an IP literal, ``0.0.0.0`` for an old-style hold,
+    or (RFC 8866 §5.7 allows it) a host name the caller must resolve."""
     remote_port: int
     """Peer's RTP port."""
     remote_rtcp_address: str

@@ -8,8 +8,11 @@ Grammar (RFC 4568 §9.1)::
     key-param  = "inline:" <base64 key||salt> ["|" lifetime] ["|" MKI ":" MKI-length]
 
 Several key-params are allowed by the grammar; they carry keys for the same suite told apart by
-MKI. This phone keys a session with the first key-param only (it does not send or expect an MKI;
-see ``SrtpKeyChoice`` in the negotiator), but every key-param is parsed and checked.
+an MKI in every packet. Every key-param is parsed and checked, and ``CryptoAttribute.key_salt``
+is the first one's. The negotiator keys SRTP from that first key-param only, and because our
+SRTP layer (libsrtp via pylibsrtp) neither sends nor strips an MKI, it does not choose a line
+that has an MKI (which any line with several key-params must have, RFC 4568 §6.1); such lines
+are reported as ``unsupported_params() == [..., "MKI"]``.
 
 Parsing and validation raise RemoteProtocolError (400); an answer whose crypto does not match
 the offer raises it with 488 in the negotiator.
