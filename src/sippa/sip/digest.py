@@ -423,6 +423,8 @@ class DigestPolicy:
     """Let :meth:`DigestClient.preemptive_headers` re-answer the last challenge of each realm."""
     max_attempts: int = 3
     """Most credentialed sends of one request in :meth:`DigestClient.auth_flow` (stale included)."""
+    algorithms: frozenset[str] | None = None
+    """Algorithm names enabled (canonical spelling, e.g. ``{"SHA-256"}``); ``None``: all."""
 
 
 def _usable(challenge: DigestChallenge, policy: DigestPolicy) -> str | None:
@@ -431,6 +433,8 @@ def _usable(challenge: DigestChallenge, policy: DigestPolicy) -> str | None:
     if algo is None:
         # RFC 8760 §2.4: the UAC MUST ignore a challenge with an algorithm it does not support
         return f"algorithm {challenge.algorithm} not supported"
+    if policy.algorithms is not None and algo.name not in policy.algorithms:
+        return f"{algo.name} not enabled"
     if algo.hash_name == "md5" and not policy.allow_md5:
         return f"{algo.name} refused by local policy"
     if challenge.qop and not {"auth", "auth-int"} & set(challenge.qop):
