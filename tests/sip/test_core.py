@@ -107,11 +107,18 @@ def test_nothing_but_protocol_errors_escape_receive() -> None:
     """Truncated and corrupted INVITEs never raise out of receive()."""
     core = make_core("bob", "10.0.0.2")
     good = raw_invite(extra="Record-Route: <sip:p1@10.0.0.8;lr>|Supported: 100rel")
-    bye = raw_invite("z9hG4bKb", method="BYE", cseq=2, to="<sip:bob@10.0.0.2>;tag=bob1")
+    bases = [
+        good,
+        good,
+        raw_invite("z9hG4bKb", method="BYE", cseq=2, to="<sip:bob@10.0.0.2>;tag=bob1"),
+        raw_invite(method="ACK"),  # same branch as the INVITE: matches its transaction
+        raw_invite(method="CANCEL"),
+        raw_invite("1234", method="ACK"),  # RFC 2543 style
+    ]
     rng = random.Random(1234)
-    samples = [good[:i] for i in range(0, len(good), 3)]
-    for n in range(600):
-        data = bytearray(bye if n % 3 == 0 else good)
+    samples = [good[:i] for i in range(0, len(good), 3)] + bases * 3
+    for n in range(900):
+        data = bytearray(bases[n % len(bases)])
         for _ in range(rng.randint(1, 3)):
             data[rng.randrange(len(data))] = rng.choice(b':;,<>@ \r\n\x00=zZ9"')
         samples.append(bytes(data))

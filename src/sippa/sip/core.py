@@ -302,7 +302,8 @@ class UserAgentCore:
             self._dispatch(txn, request, now)
         except RemoteProtocolError as exc:
             if txn.terminated or txn.final_sent:
-                raise
+                log.info("[%s] error after the final response: %s", request.call_id, exc.reason)
+                return
             log.info("[%s] answering %d: %s", request.call_id, exc.status_code, exc.reason)
             txn.respond(txn.make_response(exc.status_code, to_tag=self._ids()), now)
 

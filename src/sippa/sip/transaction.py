@@ -138,6 +138,7 @@ NON_INVITE_CLIENT: _Table = {
 # RFC 3261 Figure 7 + RFC 6026 Figure 7 (INVITE server transaction).
 INVITE_SERVER: _Table = {
     (S.PROCEEDING, E.RECV_REQUEST): S.PROCEEDING,  # resend the last provisional
+    (S.PROCEEDING, E.RECV_ACK): S.PROCEEDING,  # an ACK before any final: ignored
     (S.PROCEEDING, E.SEND_1XX): S.PROCEEDING,
     (S.PROCEEDING, E.SEND_2XX): S.ACCEPTED,
     (S.PROCEEDING, E.SEND_FINAL): S.COMPLETED,
