@@ -134,6 +134,11 @@ GEN_VALUE = rf"(?:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|{TOKEN}|{HOST}|{QUOTED_STRING})"
 PARAM = rf"{SWS};{SWS}({TOKEN})(?:{SWS}={SWS}({GEN_VALUE}))?(?=[ \t]*(?:;|\Z))"
 PARAM_RE = re.compile(PARAM)
 PARAMS_RE = re.compile(rf"(?:{PARAM})*{SWS}")
+# The common case, no LWS and no quoted values: ";name=value;flag" (a strict subset of PARAMS_RE
+# that splits the same way), checked with one regex and split with str methods.
+SIMPLE_PARAMS_RE = re.compile(
+    rf"(?:;{TOKEN}(?:=(?:{TOKEN}|[0-9A-Fa-f:.]+|{IPV6_REFERENCE}))?)*"
+)
 # display-name = *(token LWS)/ quoted-string ; name-addr = [ display-name ] LAQUOT addr-spec
 # RAQUOT.  RFC 4475 §3.1.1.6: accept a token display name with no LWS before "<".
 DISPLAY_NAME_RE = re.compile(rf"{SWS}(?:({QUOTED_STRING})|({TOKEN}(?:{LWS}{TOKEN})*))?{SWS}<")

@@ -18,6 +18,7 @@ from sippa.sip.grammar import (
     MAX_HEADER_VALUE,
     PARAM_RE,
     PARAMS_RE,
+    SIMPLE_PARAMS_RE,
     TOKEN,
     VIA_RE,
     quote_string,
@@ -44,6 +45,8 @@ MAX_CSEQ = 2**32 - 1
 # (at most 10 digits before int(): Python refuses to convert very long digit strings)
 _CSEQ_RE = re.compile(rf"[ \t]*0*([0-9]{{1,10}})[ \t]+({TOKEN})[ \t]*")
 _DIGITS = re.compile(r"[0-9]+")
+_object_new = object.__new__
+_ADDR_SPEC_END = re.compile(r"[; \t]")
 _PORT = re.compile(r"[0-9]{1,5}")
 _SMALL_INT = re.compile(r"[0-9]{1,10}")
 
@@ -52,6 +55,12 @@ def parse_params(text: str, pos: int = 0, *, what: str = "header") -> tuple[Para
     """Parse ``*( SEMI generic-param )`` from ``text[pos:]`` to its end (RFC 3261 §25.1)."""
     if pos >= len(text):
         return ()
+    if SIMPLE_PARAMS_RE.fullmatch(text, pos) is not None:
+        out = []
+        for item in text[pos + 1 :].split(";"):
+            name, eq, value = item.partition("=")
+            out.append((name.lower(), value if eq else None))
+        return tuple(out)
     if PARAMS_RE.fullmatch(text, pos) is None:
         raise RemoteProtocolError(f"malformed {what} parameters {text[pos : pos + 60]!r}")
     return tuple((name.lower(), value or None) for name, value in PARAM_RE.findall(text, pos))
@@ -91,27 +100,31 @@ class Via:
         m = VIA_RE.match(text)
         if m is None:
             raise RemoteProtocolError(f"malformed Via {text[:80]!r}")
-        host = m.group(4)
+        name, version, transport, host, port_text = m.groups()
         if host[0] == "[":
             host = host[1:-1]
-        port_text = m.group(5)
-        port = int(port_text) if port_text is not None else None
-        if port is not None and port > 65535:
-            raise RemoteProtocolError("Via port out of range")
+        port = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                raise RemoteProtocolError("Via port out of range")
         params = parse_params(text, m.end(), what="Via")
-        for name, value in params:
+        for key, value in params:
             # via-ttl = "ttl" EQUAL ttl ; response-port = "rport" [EQUAL 1*DIGIT] (RFC 3581)
-            if name in ("rport", "ttl") and value is not None and not _DIGITS.fullmatch(value):
-                raise RemoteProtocolError(f"bad Via {name} {value!r}")
-            if name == "branch" and value is None:
-                raise RemoteProtocolError("Via branch without value")
-        return cls(
-            m.group(3).upper(),
-            host,
-            port,
-            params,
-            f"{m.group(1).upper()}/{m.group(2)}",
-        )
+            if key == "branch":
+                if value is None:
+                    raise RemoteProtocolError("Via branch without value")
+            elif key in ("rport", "ttl") and value is not None and not _DIGITS.fullmatch(value):
+                raise RemoteProtocolError(f"bad Via {key} {value!r}")
+        protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name.upper()}/{version}"
+        via: Via = _object_new(cls)  # the frozen __init__, minus five setattr calls
+        d = via.__dict__
+        d["transport"] = transport.upper()
+        d["host"] = host
+        d["port"] = port
+        d["params"] = params
+        d["protocol"] = protocol
+        return via
 
     def __str__(self) -> str:
         return self._text
@@ -182,35 +195,38 @@ class NameAddr:
     def parse(cls, text: str) -> NameAddr:
         _check_length(text)
         text = text.strip(" \t")
-        m = DISPLAY_NAME_RE.match(text)
-        if m is not None:
+        if text[:1] == "<":
+            display = None
+            start = 1
+        else:
+            m = DISPLAY_NAME_RE.match(text)
+            if m is None:
+                return cls._parse_addr_spec(text)
             # name-addr = [ display-name ] LAQUOT addr-spec RAQUOT
-            quoted, tokens = m.group(1), m.group(2)
+            quoted, tokens = m.groups()
             display = unquote_string(quoted) if quoted is not None else tokens
             start = m.end()
-            close = text.find(">", start)
-            if close < 0:
-                raise RemoteProtocolError(f"missing '>' in {text[:80]!r}")
-            uri = Uri.parse(text[start:close])
-            pos = close + 1
-        else:
-            # addr-spec: RFC 3261 §20.10 - a URI with ',', '?' or ';' needs <>; anything after
-            # the first ';' is a header parameter (RFC 4475 §3.3.12).
-            if text.startswith("*"):
-                raise RemoteProtocolError("'*' is only allowed alone in Contact")
-            display = None
-            end = len(text)
-            for i, ch in enumerate(text):
-                if ch in "; \t":
-                    end = i
-                    break
-            addr = text[:end]
-            if "?" in addr or "," in addr:
-                raise RemoteProtocolError(f"addr-spec with '?' or ',' needs <>: {addr[:80]!r}")
-            uri = Uri.parse(addr)
-            pos = end
-        params = parse_params(text, pos, what="name-addr")
-        return cls(display, uri, params)
+        close = text.find(">", start)
+        if close < 0:
+            raise RemoteProtocolError(f"missing '>' in {text[:80]!r}")
+        uri = Uri.parse(text[start:close])
+        params = parse_params(text, close + 1, what="name-addr")
+        return _new_name_addr(cls, display, uri, params)
+
+    @classmethod
+    def _parse_addr_spec(cls, text: str) -> NameAddr:
+        # addr-spec: RFC 3261 §20.10 - a URI with ',', '?' or ';' needs <>; anything after
+        # the first ';' is a header parameter (RFC 4475 §3.3.12).
+        if text.startswith("*"):
+            raise RemoteProtocolError("'*' is only allowed alone in Contact")
+        found = _ADDR_SPEC_END.search(text)
+        end = found.start() if found is not None else len(text)
+        addr = text[:end]
+        if "?" in addr or "," in addr:
+            raise RemoteProtocolError(f"addr-spec with '?' or ',' needs <>: {addr[:80]!r}")
+        uri = Uri.parse(addr)
+        params = parse_params(text, end, what="name-addr")
+        return _new_name_addr(cls, None, uri, params)
 
     def __str__(self) -> str:
         return self._text
@@ -265,6 +281,18 @@ class NameAddr:
             return float(value) if value is not None else None
         except ValueError:
             return None
+
+
+def _new_name_addr(
+    cls: type[NameAddr], display: str | None, uri: Uri, params: tuple[Param, ...]
+) -> NameAddr:
+    """``cls(display, uri, params)`` without the frozen ``__init__``'s setattr calls."""
+    na: NameAddr = _object_new(cls)
+    d = na.__dict__
+    d["display_name"] = display
+    d["uri"] = uri
+    d["params"] = params
+    return na
 
 
 # Contact: * (RFC 3261 §20.10)

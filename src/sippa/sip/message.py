@@ -25,7 +25,7 @@ from sippa.sip.grammar import (
     STATUS_LINE_RE,
     split_comma_list,
 )
-from sippa.sip.headers import CSeq, NameAddr, Via, parse_name_addr_list
+from sippa.sip.headers import CSeq, NameAddr, Via, parse_name_addr_list, parse_via_list
 from sippa.sip.status import reason_phrase
 from sippa.sip.uri import Uri
 
@@ -182,7 +182,7 @@ _LIST_HEADERS = frozenset(
     ]
 )
 # Headers that must not appear more than once (RFC 4475 §3.3.8).
-_SINGLE_HEADERS = ("to", "from", "call-id", "cseq", "max-forwards", "content-length")
+_SINGLE_HEADERS = frozenset(("to", "from", "call-id", "cseq", "max-forwards", "content-length"))
 # A bounded cache of header names seen on the wire -> (key, canonical name); bounded so that a
 # peer inventing names cannot grow it without limit.
 _NAME_CACHE: dict[str, tuple[str, str]] = {}
@@ -328,11 +328,14 @@ class Message:
             raise RemoteProtocolError(f"missing {name} header")
         return value
 
+    # The typed accessors parse on first use and cache in the Headers (cleared on change).
     @property
     def vias(self) -> list[Via]:
-        return self.headers.cached(
-            "vias", lambda: [Via.parse(v) for v in self.headers.get_all("Via")]
-        )
+        cache = self.headers._cache
+        vias: list[Via] | None = cache.get("vias")
+        if vias is None:
+            vias = cache["vias"] = [Via.parse(v) for v in self.headers.get_all("Via")]
+        return vias
 
     @property
     def top_via(self) -> Via:
@@ -343,11 +346,19 @@ class Message:
 
     @property
     def from_(self) -> NameAddr:
-        return self.headers.cached("from", lambda: NameAddr.parse(self._required("From")))
+        cache = self.headers._cache
+        value: NameAddr | None = cache.get("from")
+        if value is None:
+            value = cache["from"] = NameAddr.parse(self._required("From"))
+        return value
 
     @property
     def to(self) -> NameAddr:
-        return self.headers.cached("to", lambda: NameAddr.parse(self._required("To")))
+        cache = self.headers._cache
+        value: NameAddr | None = cache.get("to")
+        if value is None:
+            value = cache["to"] = NameAddr.parse(self._required("To"))
+        return value
 
     @property
     def call_id(self) -> str:
@@ -355,21 +366,18 @@ class Message:
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.cached("cseq", lambda: CSeq.parse(self._required("CSeq")))
+        cache = self.headers._cache
+        value: CSeq | None = cache.get("cseq")
+        if value is None:
+            value = cache["cseq"] = CSeq.parse(self._required("CSeq"))
+        return value
 
     @property
     def max_forwards(self) -> int | None:
-        return self.headers.cached("max-forwards", self._parse_max_forwards)
-
-    def _parse_max_forwards(self) -> int | None:
-        # Max-Forwards = "Max-Forwards" HCOLON 1*DIGIT, 0-255 (RFC 3261 §20.22, RFC 4475 §3.1.2.4)
-        value = self.headers.get("Max-Forwards")
-        if value is None:
-            return None
-        m = _MAX_FORWARDS_RE.fullmatch(value)
-        if m is None or int(m.group(1)) > 255:
-            raise RemoteProtocolError(f"bad Max-Forwards {value[:20]!r}")
-        return int(m.group(1))
+        cache = self.headers._cache
+        if "max-forwards" not in cache:
+            cache["max-forwards"] = _parse_max_forwards(self.headers.get("Max-Forwards"))
+        return cache["max-forwards"]  # type: ignore[no-any-return]
 
     def _name_addrs(self, name: str) -> list[NameAddr]:
         out: list[NameAddr] = []
@@ -456,19 +464,6 @@ class InvalidMessage(RemoteProtocolError):
         self.message = message
 
 
-def _content_length(headers: Headers) -> int | None:
-    values = [v for k, _, v in headers._items if k == "content-length"]
-    if not values:
-        return None
-    # RFC 4475 §3.3.9: conflicting values are an unrecoverable framing error
-    if len(set(values)) > 1:
-        raise RemoteProtocolError("several Content-Length values")
-    m = _CONTENT_LENGTH_RE.fullmatch(values[0])
-    if m is None:
-        raise RemoteProtocolError(f"bad Content-Length {values[0][:20]!r}")
-    return int(m.group(1))
-
-
 def parse_message(data: bytes) -> Request | Response:
     """Parse one whole SIP message; raise :class:`RemoteProtocolError` (or InvalidMessage).
 
@@ -535,7 +530,11 @@ def parse_message(data: bytes) -> Request | Response:
     items: list[tuple[str, str, str]] = []
     append = items.append
     cache = _NAME_CACHE
+    first: dict[str, str] = {}  # first value of each header
+    via_values: list[str] = []
+    duplicate: str | None = None
     for line in lines[1:]:
+        # message-header = field-name HCOLON field-value ; HCOLON = *( SP / HTAB ) ":" SWS
         name, colon, value = line.partition(":")
         if not colon:
             raise InvalidMessage(f"header line without colon {line[:60]!r}", 400, None)
@@ -547,15 +546,27 @@ def parse_message(data: bytes) -> Request | Response:
             names = canonical_name(stripped)
             if len(cache) < _NAME_CACHE_LIMIT:
                 cache[name] = names
-        append((names[0], names[1], value.strip(" \t")))
+        key = names[0]
+        value = value.strip(" \t")
+        append((key, names[1], value))
+        if key == "via":
+            via_values.append(value)
+        elif key not in first:
+            first[key] = value
+        elif key in _SINGLE_HEADERS and duplicate is None:
+            duplicate = key
     headers = message.headers = Headers._from_parsed(items)
 
     # ---- body framing (RFC 3261 §18.3, §20.14) ----
-    try:
-        length = _content_length(headers)
-    except RemoteProtocolError as exc:
-        raise InvalidMessage(exc.reason, 400, message) from None
-    if length is not None:
+    length_text = first.get("content-length")
+    if length_text is not None:
+        if duplicate == "content-length":
+            # RFC 4475 §3.3.9: several values make framing impossible
+            raise InvalidMessage("several Content-Length values", 400, message)
+        m = _CONTENT_LENGTH_RE.fullmatch(length_text)
+        if m is None:
+            raise InvalidMessage(f"bad Content-Length {length_text[:20]!r}", 400, message)
+        length = int(m.group(1))
         if length > len(body):
             raise InvalidMessage("body shorter than Content-Length", 400, message)
         body = body[:length]
@@ -567,37 +578,50 @@ def parse_message(data: bytes) -> Request | Response:
     if version != "2.0":
         raise InvalidMessage(f"SIP version {version} not supported", 505, message)
     try:
-        _check_mandatory(message)
-    except InvalidMessage:
-        raise
+        if duplicate is not None:
+            # RFC 4475 §3.3.8: several values in a single-valued header
+            name = canonical_name(duplicate)[1]
+            raise RemoteProtocolError(f"{name} header appears more than once")
+        _check_mandatory(headers, first, via_values)
     except RemoteProtocolError as exc:
         raise InvalidMessage(exc.reason, exc.status_code, message) from None
     return message
 
 
-def _check_mandatory(message: Request | Response) -> None:
-    """RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via must be there, once, and parse."""
-    headers = message.headers
-    counts: dict[str, int] = {}
-    for key, _, _ in headers._items:
-        counts[key] = counts.get(key, 0) + 1
-    for key in _SINGLE_HEADERS:
-        if counts.get(key, 0) > 1:
-            raise RemoteProtocolError(f"{canonical_name(key)[1]} header appears more than once")
-    for key in ("via", "from", "to", "call-id", "cseq"):
-        if key not in counts:
+def _parse_max_forwards(value: str | None) -> int | None:
+    # Max-Forwards = "Max-Forwards" HCOLON 1*DIGIT, 0-255 (RFC 3261 §20.22, RFC 4475 §3.1.2.4)
+    if value is None:
+        return None
+    m = _MAX_FORWARDS_RE.fullmatch(value)
+    if m is None or int(m.group(1)) > 255:
+        raise RemoteProtocolError(f"bad Max-Forwards {value[:20]!r}")
+    return int(m.group(1))
+
+
+def _check_mandatory(headers: Headers, first: dict[str, str], via_values: list[str]) -> None:
+    """RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via must be there and parse.
+
+    The parsed values go into the accessor cache.
+    """
+    if not via_values:
+        raise RemoteProtocolError("missing Via header")
+    for key in ("from", "to", "call-id", "cseq"):
+        if key not in first:
             raise RemoteProtocolError(f"missing {canonical_name(key)[1]} header")
-    if not message.vias:
-        raise RemoteProtocolError("empty Via header")
-    for via in message.vias:
+    vias: list[Via] = []
+    for value in via_values:
+        vias.extend(parse_via_list(value))
+    for via in vias:
         if via.protocol != "SIP/2.0":
             raise RemoteProtocolError(f"Via protocol {via.protocol} not supported", 505)
-    message.from_  # noqa: B018 - parse and cache, raising on a malformed header
-    message.to  # noqa: B018
-    if CALL_ID_RE.fullmatch(message.call_id) is None:
+    if CALL_ID_RE.fullmatch(first["call-id"]) is None:
         raise RemoteProtocolError("malformed Call-ID")
-    message.cseq  # noqa: B018
-    message.max_forwards  # noqa: B018
+    cache = headers._cache
+    cache["vias"] = vias
+    cache["from"] = NameAddr.parse(first["from"])
+    cache["to"] = NameAddr.parse(first["to"])
+    cache["cseq"] = CSeq.parse(first["cseq"])
+    cache["max-forwards"] = _parse_max_forwards(first.get("max-forwards"))
 
 
 def validate_request(request: Request) -> None:

@@ -102,20 +102,18 @@ class Uri:
         m = SIP_URI_RE.fullmatch(text)
         if m is not None:
             # RFC 3261 §19.1.1 / §25.1 SIP-URI and SIPS-URI
-            host = m.group("host")
+            scheme, user, password, host, port_text, params, headers_text = m.groups()
             if host[0] == "[":
                 host = host[1:-1]
                 try:
                     ipaddress.IPv6Address(host)
                 except ValueError:
                     raise RemoteProtocolError(f"bad IPv6 reference in URI {text!r}") from None
-            port_text = m.group("port")
-            port = int(port_text) if port_text is not None else None
-            if port is not None and port > 65535:
-                raise RemoteProtocolError(f"port out of range in URI {text!r}")
-            user = m.group("user")
-            password = m.group("password")
-            headers_text = m.group("headers")
+            port = None
+            if port_text is not None:
+                port = int(port_text)
+                if port > 65535:
+                    raise RemoteProtocolError(f"port out of range in URI {text!r}")
             headers: tuple[tuple[str, str], ...] = ()
             if headers_text:
                 pairs = []
@@ -123,13 +121,17 @@ class Uri:
                     name, _, value = item.partition("=")
                     pairs.append((_unescape(name), _unescape(value)))
                 headers = tuple(pairs)
-            return cls(
-                m.group("scheme").lower(),
-                _unescape(user) if user is not None else None,
-                _unescape(password) if password is not None else None,
+            if user is not None and "%" in user:
+                user = _unescape(user)
+            if password is not None and "%" in password:
+                password = _unescape(password)
+            return _new_uri(
+                scheme.lower() if scheme != "sip" else scheme,
+                user,
+                password,
                 host,
                 port,
-                _parse_params(m.group("params")),
+                _parse_params(params) if params else (),
                 headers,
             )
         m = TEL_URI_RE.fullmatch(text)
@@ -246,6 +248,36 @@ class Uri:
         return {(n.lower(), v) for n, v in self.headers} == {
             (n.lower(), v) for n, v in other.headers
         }
+
+
+_object_new = object.__new__
+
+
+def _new_uri(  # noqa: PLR0917 - mirrors the dataclass fields
+    scheme: str,
+    user: str | None,
+    password: str | None,
+    host: str,
+    port: int | None,
+    params: tuple[Param, ...],
+    headers: tuple[tuple[str, str], ...],
+) -> Uri:
+    """``Uri(...)`` for the parse path, without the frozen ``__init__``'s eight setattr calls.
+
+    Same fields, same result (a test checks the field list); it roughly halves the cost of
+    building the object, which matters when every message carries four or more URIs.
+    """
+    uri: Uri = _object_new(Uri)
+    d = uri.__dict__
+    d["scheme"] = scheme
+    d["user"] = user
+    d["password"] = password
+    d["host"] = host
+    d["port"] = port
+    d["params"] = params
+    d["headers"] = headers
+    d["opaque"] = None
+    return uri
 
 
 def _norm_host(host: str) -> str:
