@@ -235,6 +235,9 @@ class _Lib:
 
 _lib: _Lib | None = None
 _lib_error: str | None = None
+# PySSLContext {PyObject_HEAD; SSL_CTX *ctx} and PySSLSocket {PyObject_HEAD; PyObject *Socket;
+# SSL *ssl} (Modules/_ssl.c) are unchanged from 3.11 through 3.14
+_LAYOUT_CHECKED_UP_TO = (3, 14)
 
 
 def _get_lib() -> _Lib:
@@ -242,6 +245,9 @@ def _get_lib() -> _Lib:
     if _lib is None and _lib_error is None:
         if sys.implementation.name != "cpython":
             _lib_error = f"needs CPython (running {sys.implementation.name})"
+        elif not (3, 11) <= sys.version_info[:2] <= _LAYOUT_CHECKED_UP_TO:
+            # never read object memory of a CPython whose _ssl layout we have not checked
+            _lib_error = f"_ssl object layout not checked for Python {sys.version.split()[0]}"
         else:
             try:
                 _lib = _Lib()
