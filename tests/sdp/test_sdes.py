@@ -187,3 +187,13 @@ def test_crypto_attribute_construct_and_str() -> None:
     assert str(attr) == ("5 AEAD_AES_128_GCM inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==|2^31"
                          " WSH=64")
     assert parse_crypto(str(attr)) == attr
+
+
+def test_suites_match_the_srtp_layer() -> None:
+    # Every suite we negotiate must be one sippa.rtp can run, with the same key lengths.
+    from sippa.rtp.srtp import SUITES
+
+    for name, suite in CRYPTO_SUITES.items():
+        assert name in SUITES, name
+        assert SUITES[name].key_length == suite.key_length, name
+        assert SUITES[name].salt_length == suite.salt_length, name
