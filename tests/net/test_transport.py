@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import ssl
@@ -262,3 +263,25 @@ async def test_narrow_source_port_range(tmp_path: Path) -> None:
     finally:
         await la.close()
         await lb.close()
+
+
+async def test_tcp_over_ipv6_and_connection_limit() -> None:
+    a, b = Sink(), Sink()
+    la, lb = a.layer(), b.layer(settings=TransportSettings(max_connections=1))
+    extra = Sink().layer()
+    try:
+        host, port = await lb.listen("TCP", "::1", 0)
+        assert host == "::1" and port > 0
+        flow = await la.send(OPTIONS, Peer.of("TCP", "::1", port))
+        assert ":" in flow.local_host
+        _, seen = await b.message()
+        assert seen.peer.host == "::1" and str(seen.peer) == f"tcp:[::1]:{flow.local_port}"
+        # a second accepted connection is over the limit: closed at once, never delivered
+        with contextlib.suppress(OSError):  # it may be closed before we even write
+            await extra.send(OPTIONS, Peer.of("TCP", "::1", port))
+        await asyncio.sleep(0.2)
+        assert b.messages.empty() and len(lb.connections) == 1
+    finally:
+        await la.close()
+        await lb.close()
+        await extra.close()
