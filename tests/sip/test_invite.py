@@ -515,3 +515,52 @@ def test_provisional_overtaken_by_the_2xx_is_ignored(net: Network, alice: Node, 
     net.run(duration=2)
     assert names(alice) == ["CallAnswered"]
     assert alice.core.call_state(call) is CallState.CONFIRMED
+
+
+# --- chaos: lossy, duplicating, reordering network ----------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_calls_survive_a_lossy_network(seed: int) -> None:
+    """Whatever is lost, duplicated or reordered, both ends finish the call and clean up."""
+    import random
+
+    rng = random.Random(seed)
+    net = Network()
+    alice = net.add("alice", make_core("alice", "10.0.0.1"))
+    bob = net.add("bob", make_core("bob", "10.0.0.2"))
+    loss = rng.choice([0.1, 0.3, 0.5, 0.6])
+    net.drop(lambda p: rng.random() < loss, times=-1)
+    net.duplicate(lambda p: rng.random() < 0.15, times=-1)
+    net.delay(lambda p: rng.random() < 0.2, by=rng.choice([0.05, 0.3, 1.2]), times=-1)
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    hangup_by = rng.choice(["alice", "bob"])
+    answered_at: float | None = None
+    handled: set[str] = set()
+    for _ in range(400):
+        net.run(duration=0.25)
+        for event in bob.of(IncomingCall):
+            if event.call not in handled:
+                handled.add(event.call)
+                bob.core.ringing(event.call, net.now)
+                bob.core.answer(event.call, net.now, body=ANSWER)
+        if answered_at is None and (alice.of(CallAnswered) or bob.of(CallConfirmed)):
+            answered_at = net.now
+        if answered_at is not None and net.now - answered_at > 2 and hangup_by:
+            node = alice if hangup_by == "alice" else bob
+            handle = call if node is alice else next(iter(handled))
+            if node.core.call_state(handle) is CallState.CONFIRMED:
+                node.core.bye(handle, net.now)
+                hangup_by = ""
+        if net.now > 100:
+            break
+    net.run()  # let every timer run out
+    # each side that saw the call ended it exactly once; nothing is left behind
+    assert len(alice.of(CallEnded)) == 1
+    assert len(bob.of(CallEnded)) == len(bob.of(IncomingCall))
+    assert len(bob.of(IncomingCall)) <= 1
+    assert alice.core.get_timer() is None and bob.core.get_timer() is None
+    assert alice.core.call_state(call) is None
+    # one side hung up, the other heard it (or the call never got through)
+    reasons = sorted(e.reason for e in alice.of(CallEnded) + bob.of(CallEnded))
+    assert reasons in (["bye-local", "bye-remote"], ["ack-timeout", "bye-remote"], ["timeout"])

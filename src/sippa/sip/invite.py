@@ -315,10 +315,7 @@ class InviteSession:
         elif txn is self.reinvite_txn:
             self._on_reinvite_response(response, now)
         elif txn is self.bye_txn and status >= 200:
-            if self.end_reason is None or self.end_reason[0] == "bye-local":
-                self.end_reason = ("bye-local", status)
-            if self.state is CallState.TERMINATING:
-                self._fire(CallEvent.BYE_DONE)
+            self._bye_done(status)
         # responses to CANCEL and to BYEs of dropped forks need nothing
 
     def _on_invite_response(self, response: Response, now: float) -> None:
@@ -431,9 +428,8 @@ class InviteSession:
             # §14.1: a 408 to a re-INVITE (or an unreachable peer) ends the dialog
             self._end_with(reason, status)
             self._send_bye(now)
-        elif txn is self.bye_txn and self.state is CallState.TERMINATING:
-            self._end_with("bye-local", status)
-            self._fire(CallEvent.BYE_DONE)
+        elif txn is self.bye_txn:
+            self._bye_done(status)
         elif txn is self.server_txn and self.state is CallState.CONNECTING:
             self._ack_timeout(now)
 
@@ -739,6 +735,13 @@ class InviteSession:
         self.timers.stop("glare")
         bye = self.dialog.create_request("BYE")
         self.bye_txn = self.host.start_transaction(bye, self.dialog.next_hop(), self, now)
+
+    def _bye_done(self, status: int) -> None:
+        """Our BYE got its final response (or timed out: 408/503)."""
+        if self.end_reason is None or self.end_reason[0] == "bye-local":
+            self.end_reason = ("bye-local", status)
+        if self.state is CallState.TERMINATING:
+            self._fire(CallEvent.BYE_DONE)
 
     def hangup(self, now: float) -> None:
         """End the call whatever its state: CANCEL, reject (603), or BYE."""
