@@ -14,9 +14,10 @@ wake-up per frame, a read callback and a 256 KiB buffer per datagram), and toppe
   slack before the deadline, a wake-up sends what is due within ``early_slack`` and an
   early one just re-arms. Streams start on phases spread over the frame (golden-ratio
   sequence), so 600 streams do not all fall on the same millisecond.
-- **Receiving**: all RTP/RTCP sockets are registered in one ``epoll`` object whose own fd
-  is the only reader the event loop knows about. One callback then reads every ready
-  socket with ``recvfrom`` into a 2 KiB buffer, with no per-datagram loop objects
+- **Receiving**: all RTP/RTCP sockets are registered in one ``epoll`` object. Every
+  scheduler wake-up first reads every ready socket with ``recvfrom`` (2 KiB, no loop
+  object per datagram); only when the next wake-up is more than 2 ms away does the loop
+  watch the epoll fd itself, so a busy engine reads in batches, a quiet one at once
   (on non-Linux systems each socket gets ``loop.add_reader`` instead).
 - Ports: a random EVEN port from [RTP Port Min, RTP Port Max] drawn with ``secrets``
   (via :mod:`sippa.net.ports`), RTCP on port + 1 unless rtcp-mux.
@@ -46,7 +47,9 @@ __all__ = ["LatenessHistogram", "MediaEngine", "PortReservation", "Scheduler"]
 _log = logging.getLogger(__name__)
 
 _RECV_SIZE = 2048  # RTP/RTCP datagrams larger than this are not media we handle
-_EPOLL_BATCH = 64  # sockets per callback: lets timers interleave with big bursts
+_EPOLL_BATCH = 1024  # ready sockets taken per epoll round
+_DRAIN_ROUNDS = 4  # a socket with a backlog gives one datagram per round
+_ARM_GAP = 0.002  # arm the loop reader only when the next tick is further away than this
 _GOLDEN = (math.sqrt(5) - 1) / 2  # low-discrepancy phase sequence
 
 
@@ -129,12 +132,20 @@ class Scheduler:
         """The earliest deadline, or None when nothing is scheduled."""
         return self._heap[0][0] if self._heap else None
 
-    def due(self, now: float, clock: Callable[[], float] | None = None) -> int:
-        """Run every job due at ``now``; returns how many ran. ``clock`` refreshes ``now``."""
+    def due(
+        self, now: float, clock: Callable[[], float] | None = None, budget: float = 0.005
+    ) -> int:
+        """Run every job due at ``now``; returns how many ran.
+
+        With ``clock``, ``now`` is refreshed every few jobs and the call returns after
+        ``budget`` seconds even if more jobs are due, so an overloaded engine still lets
+        the loop (and its receive path) run between batches.
+        """
         heap = self._heap
         limit = now + self.early_slack
         ran = 0
         lateness = self.lateness
+        stop_at = now + budget
         while heap and heap[0][0] <= limit:
             deadline, order, period, job = heapq.heappop(heap)
             if job.closed:
@@ -153,6 +164,8 @@ class Scheduler:
             ran += 1
             if clock is not None and not ran % 16:
                 now = clock()
+                if now > stop_at:
+                    break
                 limit = now + self.early_slack
         return ran
 
@@ -175,16 +188,36 @@ class PortReservation:
 
 
 class _Receiver:
-    """Reads every ready socket in one callback (epoll on Linux, add_reader elsewhere)."""
+    """Reads every ready socket in batches (epoll on Linux, add_reader elsewhere).
+
+    The engine calls :meth:`drain` at every scheduler wake-up. While wake-ups are close
+    together (a busy engine) the loop is not told about the epoll fd at all, so received
+    datagrams cost no loop iteration of their own: they are read in one batch per tick.
+    When the next tick is far away, :meth:`arm` lets the loop call :meth:`drain` as soon
+    as something arrives, so a quiet engine still reads with low latency.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._handlers: dict[int, tuple[socket.socket, Callable[[bytes, tuple[str, int]], None]]]
         self._handlers = {}
         self._epoll: select.epoll | None = None
+        self._armed = False
         if hasattr(select, "epoll"):
             self._epoll = select.epoll()
-            loop.add_reader(self._epoll.fileno(), self._on_epoll)
+            self.arm()
+
+    def arm(self) -> None:
+        """Have the loop call :meth:`drain` whenever a datagram arrives."""
+        if self._epoll is not None and not self._armed:
+            self._loop.add_reader(self._epoll.fileno(), self.drain)
+            self._armed = True
+
+    def disarm(self) -> None:
+        """Leave reading to the next :meth:`drain` call (the scheduler's next tick)."""
+        if self._epoll is not None and self._armed:
+            self._loop.remove_reader(self._epoll.fileno())
+            self._armed = False
 
     def register(
         self, sock: socket.socket, handler: Callable[[bytes, tuple[str, int]], None]
@@ -206,29 +239,36 @@ class _Receiver:
         else:
             self._loop.remove_reader(fd)
 
-    def _on_epoll(self) -> None:
-        assert self._epoll is not None  # registered only with an epoll object
+    def drain(self) -> int:
+        """Read what is waiting on every socket (one datagram per socket and round)."""
+        epoll = self._epoll
+        if epoll is None:
+            return 0
         handlers = self._handlers
-        try:
-            ready = self._epoll.poll(0, _EPOLL_BATCH)
-        except OSError:
-            _log.exception("epoll failed")
-            return
-        for fd, _ in ready:
-            entry = handlers.get(fd)
-            if entry is None:
-                continue
-            sock, handler = entry
+        total = 0
+        for _ in range(_DRAIN_ROUNDS):
             try:
-                data, addr = sock.recvfrom(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:  # e.g. ICMP port unreachable reported on a UDP socket
-                continue
-            try:
-                handler(data, addr)
-            except Exception:
-                _log.exception("media receive handler failed")
+                ready = epoll.poll(0, _EPOLL_BATCH)
+            except OSError:
+                _log.exception("epoll failed")
+                return total
+            for fd, _ in ready:
+                entry = handlers.get(fd)
+                if entry is None:
+                    continue
+                sock, handler = entry
+                try:
+                    data, addr = sock.recvfrom(_RECV_SIZE)
+                except OSError:  # EAGAIN, or an ICMP error reported on a UDP socket
+                    continue
+                try:
+                    handler(data, addr)
+                except Exception:
+                    _log.exception("media receive handler failed")
+            total += len(ready)
+            if len(ready) < _EPOLL_BATCH // 4:
+                break  # nearly every socket was drained by this round
+        return total
 
     def _read_one(self, fd: int) -> None:
         entry = self._handlers.get(fd)
@@ -451,8 +491,17 @@ class MediaEngine:
         # The timer callback runs the due frames directly: no task switch and no extra loop
         # iteration between the wake-up and the sends.
         self._timer = None
+        receiver = self._receiver
         try:
+            if receiver is not None:
+                receiver.drain()  # received media first: playout then has the freshest
             self.scheduler.due(self.clock(), self.clock)
         except Exception:
             _log.exception("media scheduler tick failed")
         self._arm()
+        if receiver is not None:
+            deadline = self.scheduler.next_deadline()
+            if deadline is not None and deadline - self.clock() < _ARM_GAP:
+                receiver.disarm()
+            else:
+                receiver.arm()
