@@ -660,3 +660,23 @@ def test_opus_preferred_with_its_telephone_event() -> None:
     assert (pa.codec, pa.clock_rate, pa.channels) == ("opus", 48000, 2)
     assert pa.fmtp == "useinbandfec=1"
     assert pa.telephone_event_pt is not None and pb.telephone_event_pt == pa.telephone_event_pt
+
+
+def test_reoffer_keeps_our_numbers_after_a_renumbered_answer() -> None:
+    a = make(SrtpPolicy.OFF)
+    a.create_offer()
+    answer = text([*HEAD, "m=audio 7000 RTP/AVP 111 0", "a=rtpmap:111 opus/48000/2"])
+    assert a.receive_answer(parse_sdp(answer)).payload_type == 111  # we send with theirs
+    reoffer = a.create_offer()
+    assert reoffer.media[0].rtpmaps()[96].encoding == "opus"
+    assert 111 not in reoffer.media[0].rtpmaps()
+
+
+def test_static_numbers_survive_a_hostile_mapping() -> None:
+    # An offer that maps opus onto PCMA's static number 8 must not move PCMA later.
+    neg = make(SrtpPolicy.OFF)
+    neg.receive_offer(parse_sdp(text([*HEAD, "m=audio 7000 RTP/AVP 8",
+                                      "a=rtpmap:8 opus/48000/2"])))
+    maps = neg.create_offer().media[0].rtpmaps()
+    assert maps[8].encoding == "PCMA" and maps[0].encoding == "PCMU"
+    assert maps[96].encoding == "opus"

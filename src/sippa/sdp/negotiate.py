@@ -469,7 +469,8 @@ class Negotiator:
                                    direction=direction, mux=mux, srtp=srtp,
                                    local_ptime=self.local.ptime)
         self.remote_sdp = answer
-        self._remember_pts(codecs, te_pts)
+        # Our re-offers keep the numbers of our own offer (RFC 3264 §8.3.2), which the
+        # offer-building rules reproduce; only an offer we answered teaches us new ones.
         self._pending = None
         self.active = params
         self._set_state(nxt)
@@ -678,10 +679,15 @@ class Negotiator:
         return tuple(codecs), {r: p for r, p in te.items() if r in rates}
 
     def _remember_pts(self, codecs: tuple[CodecParameters, ...], te: dict[int, int]) -> None:
+        """Keep the offerer's dynamic payload type numbers for our later re-offers
+        (RFC 3264 §8.3.2); static codecs keep their RFC 3551 numbers."""
         for c in codecs:
-            self._pt_map[_codec_key(c.name, c.clock_rate, c.channels)] = c.payload_type
+            own = self._local_codec(c.name, c.clock_rate, c.channels)
+            if own is not None and own.payload_type is None and 96 <= c.payload_type <= 127:
+                self._pt_map[_codec_key(c.name, c.clock_rate, c.channels)] = c.payload_type
         for rate, pt in te.items():
-            self._pt_map[_codec_key(_TELEPHONE_EVENT, rate, 1)] = pt
+            if 96 <= pt <= 127:
+                self._pt_map[_codec_key(_TELEPHONE_EVENT, rate, 1)] = pt
 
 
 def _codec_key(name: str, rate: int, channels: int) -> tuple[str, int, int]:
