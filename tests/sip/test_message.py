@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from sippa.errors import RemoteProtocolError
-from sippa.sip.headers import CSeq
+from sippa.errors import LocalProtocolError, RemoteProtocolError
+from sippa.sip.headers import CSeq, NameAddr, Via
 from sippa.sip.message import (
     Headers,
     InvalidMessage,
@@ -128,8 +130,13 @@ def test_headers_multimap() -> None:
     h.remove("x-custom")
     assert "X-Custom" not in h and "x-custom" in copy
     assert h.get("X-Custom") is None
-    with pytest.raises(ValueError):
+    with pytest.raises(LocalProtocolError):
         h.add("Subject", "a\r\nInjected: yes")
+    with pytest.raises(LocalProtocolError):
+        h.set("Bad Name", "x")
+    req = Request("OPTIONS\r\nX: y", Uri.parse("sip:a@b"))
+    with pytest.raises(LocalProtocolError):
+        bytes(req)
 
 
 def test_cache_follows_header_changes() -> None:
@@ -206,6 +213,55 @@ def test_make_response() -> None:
     assert isinstance(parsed, Response) and parsed.status_code == 180
     busy = make_response(request, 486, "Busy Here Now", to_tag="t2")
     assert busy.reason == "Busy Here Now" and busy.record_routes == []
+
+
+def test_response_without_reason_phrase() -> None:
+    data = (
+        b"SIP/2.0 200\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
+        b"To: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n"
+    )
+    msg = parse_message(data)
+    assert isinstance(msg, Response) and (msg.status_code, msg.reason) == (200, "")
+
+
+def test_trying_copies_timestamp() -> None:
+    request = parse_message(
+        INVITE.replace(b"CSeq: 2 INVITE\r\n", b"CSeq: 2 INVITE\r\nTimestamp: 54\r\n")
+    )
+    assert isinstance(request, Request)
+    assert make_response(request, 100).headers.get("Timestamp") == "54"
+    assert make_response(request, 180).headers.get("Timestamp") is None
+
+
+def test_fast_constructors_match_the_dataclass_fields() -> None:
+    # the parse path builds Uri/Via/NameAddr without their __init__; keep the field lists in sync
+    assert [f.name for f in dataclasses.fields(Uri)] == [
+        "scheme",
+        "user",
+        "password",
+        "host",
+        "port",
+        "params",
+        "headers",
+        "opaque",
+    ]
+    assert [f.name for f in dataclasses.fields(Via)] == [
+        "transport",
+        "host",
+        "port",
+        "params",
+        "protocol",
+    ]
+    assert [f.name for f in dataclasses.fields(NameAddr)] == ["display_name", "uri", "params"]
+    msg = parse_message(INVITE)
+    via = msg.vias[0]
+    assert via == Via(via.transport, via.host, via.port, via.params, via.protocol)
+    assert msg.to == NameAddr(msg.to.display_name, msg.to.uri, msg.to.params)
+    uri = msg.to.uri
+    assert uri == Uri(
+        uri.scheme, uri.user, uri.password, uri.host, uri.port, uri.params, uri.headers
+    )
+    assert hash(uri) == hash(Uri.parse(str(uri)))
 
 
 def test_status_codes() -> None:

@@ -65,7 +65,10 @@ METHOD_RE = re.compile(TOKEN)
 REQUEST_LINE_RE = re.compile(rf"({TOKEN}) ([^ \t]+) SIP/([0-9]+\.[0-9]+)")
 # Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF ; Status-Code = 3DIGIT
 # Reason-Phrase = *(reserved / unreserved / escaped / UTF8-NONASCII / UTF8-CONT / SP / HTAB)
-STATUS_LINE_RE = re.compile(r"SIP/([0-9]+\.[0-9]+) ([0-9]{3}) ([^\r\n\x00-\x08\x0a-\x1f\x7f]*)")
+# (a missing SP + Reason-Phrase is tolerated: some stacks send "SIP/2.0 200")
+STATUS_LINE_RE = re.compile(
+    r"SIP/([0-9]+\.[0-9]+) ([0-9]{3})(?: ([^\r\n\x00-\x08\x0a-\x1f\x7f]*))?"
+)
 # message-header = field-name HCOLON field-value ; HCOLON = *( SP / HTAB ) ":" SWS
 HEADER_NAME_RE = re.compile(TOKEN)
 # Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT

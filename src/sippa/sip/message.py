@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sippa.errors import RemoteProtocolError
+from sippa.errors import LocalProtocolError, RemoteProtocolError
 from sippa.sip.grammar import (
     CALL_ID_RE,
     HEADER_NAME_RE,
@@ -211,6 +211,14 @@ def canonical_name(name: str) -> tuple[str, str]:
     return result
 
 
+def _check_field(name: str, value: str) -> None:
+    # A caller's header must not smuggle in line breaks (header injection) or a bad name.
+    if HEADER_NAME_RE.fullmatch(name) is None:
+        raise LocalProtocolError(f"bad header name {name!r}")
+    if "\r" in value or "\n" in value:
+        raise LocalProtocolError(f"line break in the value of {name}")
+
+
 class Headers:
     """An ordered, case-insensitive multi-map of header fields (one entry per field line).
 
@@ -252,16 +260,14 @@ class Headers:
         return values
 
     def add(self, name: str, value: str) -> None:
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ValueError("header names and values must not contain CR or LF")
+        _check_field(name, value)
         key, canonical = canonical_name(name)
         self._items.append((key, canonical, value))
         self._cache.clear()
 
     def set(self, name: str, value: str) -> None:
         """Replace all field lines of ``name`` by one (at the position of the first)."""
-        if "\r" in value or "\n" in value:
-            raise ValueError("header values must not contain CR or LF")
+        _check_field(name, value)
         key, canonical = canonical_name(name)
         for i, (k, _, _) in enumerate(self._items):
             if k == key:
@@ -411,6 +417,8 @@ class Message:
         return value.split(";", 1)[0].strip(" \t").lower()
 
     def _serialise(self, start_line: str) -> bytes:
+        if "\r" in start_line or "\n" in start_line:
+            raise LocalProtocolError("line break in the start line")
         # Content-Length always states the body's length: in place if present, else last.
         lines = [start_line]
         length_done = False
@@ -513,7 +521,7 @@ def parse_message(data: bytes) -> Request | Response:
         code = int(m.group(2))
         if code < 100 or code > 699:  # RFC 3261 §7.2: 1xx-6xx (RFC 4475 §3.1.2.19)
             raise RemoteProtocolError(f"status code {code} out of range")
-        message = Response(code, m.group(3), Headers._from_parsed([]), b"")
+        message = Response(code, m.group(3) or "", Headers._from_parsed([]), b"")
     else:
         m = REQUEST_LINE_RE.fullmatch(start)
         if m is None:
@@ -665,7 +673,11 @@ def make_response(
     """
     items: list[tuple[str, str]] = []
     for key, canonical, value in request.headers._items:
-        if key in ("via", "from", "call-id", "cseq") or (record_route and key == "record-route"):
+        if (
+            key in ("via", "from", "call-id", "cseq")
+            or (record_route and key == "record-route")
+            or (key == "timestamp" and status_code == 100)  # RFC 3261 §8.2.6.1
+        ):
             items.append((canonical, value))
         elif key == "to":
             to_value = value
