@@ -465,3 +465,29 @@ def test_ack_for_non2xx_round_trips() -> None:
     reparsed = parse_message(bytes(ack))
     assert isinstance(reparsed, Request)
     assert reparsed.method == "ACK" and reparsed.to.tag == "b1"
+
+
+def test_timer_table_follows_t1_t2_t4() -> None:
+    """RFC 3261 Table 4 from the base timers; retransmit/absorb timers vanish when reliable."""
+    config = TimerConfig(t1=0.1, t2=1.0, t4=2.0)
+    assert config.b() == config.f() == config.h() == pytest.approx(6.4)
+    assert config.l() == config.m() == pytest.approx(6.4)  # RFC 6026
+    assert (config.a(False), config.e(False), config.g(False)) == (0.1, 0.1, 0.1)
+    assert (config.a(True), config.e(True), config.g(True)) == (None, None, None)
+    assert (config.d(False), config.i(False), config.j(False), config.k(False)) == (
+        32.0,
+        2.0,
+        pytest.approx(6.4),
+        2.0,
+    )
+    assert (config.d(True), config.i(True), config.j(True), config.k(True)) == (0, 0, 0, 0)
+    assert config.backoff(0.8, cap=True) == 1.0 and config.backoff(0.8, cap=False) == 1.6
+
+
+def test_custom_t1_scales_an_invite_client() -> None:
+    tu = Recorder()
+    txn = InviteClientTransaction(req(), UDP, tu, TimerConfig(t1=0.1), "t")
+    txn.start(0.0)
+    tu.run(txn, 10.0)
+    assert tu.sent_times() == pytest.approx([0.0, 0.1, 0.3, 0.7, 1.5, 3.1, 6.3])
+    assert tu.timeouts == [txn] and tu.now == 10.0
