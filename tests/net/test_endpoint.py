@@ -96,3 +96,16 @@ async def _first_of(phone: Phone, kinds: tuple[type, ...]) -> object:
         ev = await phone.events.get()
         if isinstance(ev, kinds) or type(ev).__name__ == "TransportError":
             return ev
+
+
+async def test_a_name_without_resolver_fails_cleanly() -> None:
+    alice = Phone("alice")
+    await alice.start("TCP")
+    try:
+        uri = Uri("sip", host="nothere.example.test", port=5060, params=(("transport", "tcp"),))
+        alice.core.send_request("OPTIONS", uri, alice.endpoint.clock())
+        alice.endpoint.pump()
+        lost = await alice.event(FlowLost)
+        assert isinstance(lost, FlowLost) and "resolve" in lost.reason
+    finally:
+        await alice.endpoint.close()

@@ -15,6 +15,7 @@ the endpoint which TLS identity (the SIP domain, RFC 5922) a peer must prove
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import ssl
@@ -23,9 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sippa.net.dns import Resolver, locate
 from sippa.net.tls import explain_tls_error
 from sippa.net.transport import Flow, Peer, TransportError, TransportLayer, TransportSettings
 from sippa.sip.events import Address, Event
+from sippa.sip.locate import LocateRequest, TransportChoice
 
 __all__ = ["Core", "Endpoint", "FlowLost", "address_of", "describe_error", "peer_of"]
 
@@ -80,8 +83,10 @@ class Endpoint:
         tls_client: Callable[[str | None], ssl.SSLContext] | None = None,
         tls_server: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resolver: Resolver | None = None,
     ) -> None:
         self.core = core
+        self.resolver = resolver
         self.on_event = on_event or (lambda ev: None)
         self.clock = clock
         self.transports = TransportLayer(
@@ -94,6 +99,7 @@ class Endpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._identities: dict[Peer, str] = {}
+        self._resolved: dict[Peer, Peer] = {}
         self._conn_ids: dict[Peer, int] = {}
         self._ids = itertools.count(1)
         self._sending: set[asyncio.Task[None]] = set()
@@ -170,6 +176,8 @@ class Endpoint:
 
     def _transport_failed(self, error: TransportError) -> None:
         self._conn_ids.pop(error.peer, None)
+        for name in [n for n, p in self._resolved.items() if p == error.peer]:
+            del self._resolved[name]  # locate again next time (RFC 3263 §4.3 failover)
         self._notify_core_of_failure(error.peer)
         self._flow_lost(FlowLost(error.peer, error.reason, error.outgoing))
         self.pump()
@@ -224,6 +232,7 @@ class Endpoint:
 
     def _transmit(self, data: bytes, destination: Address) -> None:
         peer = peer_of(destination)
+        peer = self._resolved.get(peer, peer)
         if destination.connection is not None or peer.transport != "UDP":
             # Reuse the connection the message belongs to (RFC 3261 §18.2.2, RFC 5626).
             try:
@@ -237,6 +246,8 @@ class Endpoint:
 
     async def _send(self, data: bytes, peer: Peer, destination: Address) -> None:
         try:
+            if not _is_ip(peer.host):
+                peer = await self._resolve(peer)
             await self.transports.send(data, peer, server_name=self._identities.get(peer))
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             reason = describe_error(exc)
@@ -247,6 +258,27 @@ class Endpoint:
                 report(destination, self.clock())
             self.pump()
 
+    async def _resolve(self, peer: Peer) -> Peer:
+        """A name from a URI: RFC 3263 with the transport fixed; the first target wins and
+        TLS must prove the name itself (RFC 5922 §4)."""
+        if self.resolver is None:
+            raise OSError(f"cannot resolve {peer.host}: no DNS resolver configured")
+        request = LocateRequest(
+            scheme="sips" if peer.transport == "TLS" else "sip",
+            host=peer.host,
+            port=peer.port,
+            transport=TransportChoice(peer.transport),
+        )
+        result = await locate(request, self.resolver)
+        if not result.targets:
+            raise OSError(f"cannot locate {peer.host}: {result.error or 'no targets'}")
+        target = result.targets[0]
+        resolved = Peer.of(target.transport.value, target.address, target.port)
+        self._resolved[peer] = resolved
+        if resolved.transport == "TLS" and resolved not in self._identities:
+            self._identities[resolved] = target.tls_server_name
+        return resolved
+
     async def close(self) -> None:
         """Stop the timer, the pending sends and every socket."""
         self._closed = True
@@ -255,6 +287,14 @@ class Endpoint:
         for task in list(self._sending):
             task.cancel()
         await self.transports.close()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def describe_error(exc: BaseException) -> str:

@@ -57,3 +57,41 @@ async def test_twenty_tls_connections_to_kamailio_use_random_source_ports(
     assert len(set(ports)) == 20
     steps = [b - a for a, b in itertools.pairwise(ports)]
     assert sum(1 for s in steps if 0 < s <= 2) <= 1, ports
+
+
+async def test_core_request_to_a_name_is_located_with_dns(kamailio: Kamailio, dnsmasq) -> None:
+    import secrets
+
+    from sippa.net.dns import Resolver
+    from sippa.net.endpoint import Endpoint
+    from sippa.sip.core import CoreConfig, UserAgentCore
+    from sippa.sip.events import Address, ResponseReceived
+    from sippa.sip.headers import NameAddr
+    from sippa.sip.uri import Uri
+
+    events: asyncio.Queue[object] = asyncio.Queue()
+    endpoint = Endpoint(on_event=events.put_nowait, resolver=Resolver(dnsmasq.host, dnsmasq.port))
+    host, port = await endpoint.listen("TCP", "127.0.0.1", 0)
+    core = UserAgentCore(
+        CoreConfig(
+            local=(Address("tcp", host, port),),
+            aor=NameAddr(None, Uri("sip", user="alice", host="example.test"), ()),
+        ),
+        ids=lambda: secrets.token_hex(8),
+        rand=lambda: 0.5,
+    )
+    endpoint.core = core
+    try:
+        # the URI names the port, so RFC 3263 §4.2 asks dnsmasq for A/AAAA only
+        uri = Uri("sip", host="sip.example.test", port=kamailio.sip_port,
+                  params=(("transport", "tcp"),))
+        handle = core.send_request("OPTIONS", uri, endpoint.clock())
+        endpoint.pump()
+        while True:
+            ev = await asyncio.wait_for(events.get(), 5)
+            if isinstance(ev, ResponseReceived) and ev.transaction == handle:
+                break
+        assert ev.response.status_code >= 200  # Kamailio answered (407 or 200)
+        assert Peer.of("TCP", "127.0.0.1", kamailio.sip_port) in endpoint.transports.connections
+    finally:
+        await endpoint.close()
