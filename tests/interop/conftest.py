@@ -1,6 +1,6 @@
-"""Interop fixtures for the network runtime: the test PKI, Kamailio, dnsmasq, openssl s_server.
+"""Interop fixtures shared by every interop package: the test PKI, Kamailio, dnsmasq, openssl.
 
-The fixtures live in tests/peers/fixtures.py so that other interop packages can import them too.
+One Kamailio and one dnsmasq serve the whole session (tests/peers/fixtures.py).
 """
 
 from tests.peers.fixtures import (  # noqa: F401
