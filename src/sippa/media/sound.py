@@ -1,0 +1,151 @@
+"""The local sound card as a source and a sink, through ``sounddevice`` (optional extra).
+
+Install with ``pip install 'sippa[sound]'`` (needs PortAudio). PortAudio runs its own audio
+thread; the two sides meet in a bounded buffer, so neither the engine's scheduler nor the
+audio thread ever waits on the other: an empty buffer plays (or sends) silence, a full one
+drops the oldest audio.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from typing import Any
+
+from sippa.media.audio import AudioSink, AudioSource
+
+__all__ = ["SoundCardSink", "SoundCardSource", "sound_available"]
+
+_log = logging.getLogger(__name__)
+
+try:  # an optional extra: PortAudio may be missing too (OSError)
+    import sounddevice as _sd
+except (ImportError, OSError):  # pragma: no cover - depends on the machine
+    _sd = None
+
+_MAX_BUFFER = 0.3  # seconds kept between the audio thread and the engine
+
+
+def sound_available() -> bool:
+    """True when ``sounddevice`` (and PortAudio) can be used."""
+    return _sd is not None
+
+
+def _require() -> Any:
+    if _sd is None:
+        raise RuntimeError("sound card support needs the 'sound' extra: pip install 'sippa[sound]'")
+    return _sd
+
+
+class _Buffer:
+    """Bytes passed between PortAudio's thread and the engine, bounded, never blocking."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._limit = 0
+        self._lock = threading.Lock()
+
+    def reset(self, limit: int) -> None:
+        with self._lock:
+            self._chunks.clear()
+            self._size = 0
+            self._limit = limit
+
+    def push(self, data: bytes) -> None:
+        with self._lock:
+            self._chunks.append(data)
+            self._size += len(data)
+            while self._size > self._limit and self._chunks:
+                self._size -= len(self._chunks.popleft())
+
+    def pull(self, size: int) -> bytes:
+        out = bytearray()
+        with self._lock:
+            while len(out) < size and self._chunks:
+                chunk = self._chunks.popleft()
+                take = size - len(out)
+                out += chunk[:take]
+                if len(chunk) > take:
+                    self._chunks.appendleft(chunk[take:])
+                self._size -= min(len(chunk), take)
+        return bytes(out) + bytes(size - len(out))
+
+
+class SoundCardSource(AudioSource):
+    """Captures the default (or a named) input device, mono s16 at the stream's rate."""
+
+    def __init__(self, device: int | str | None = None) -> None:
+        _require()
+        self.device = device
+        self._buffer = _Buffer()
+        self._stream: Any = None
+
+    def open(self, sample_rate: int) -> None:
+        sd = _require()
+        super().open(sample_rate)
+        self.close()
+        self._buffer.reset(int(_MAX_BUFFER * sample_rate) * 2)
+
+        def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if status:
+                _log.debug("capture status: %s", status)
+            self._buffer.push(bytes(indata))
+
+        self._stream = sd.RawInputStream(
+            samplerate=sample_rate, channels=1, dtype="int16", device=self.device,
+            callback=callback,
+        )
+        self._stream.start()
+
+    def read(self, samples: int) -> bytes:
+        return self._buffer.pull(samples * 2)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception:
+                _log.exception("closing the capture stream failed")
+            self._stream = None
+
+
+class SoundCardSink(AudioSink):
+    """Plays to the default (or a named) output device."""
+
+    def __init__(self, device: int | str | None = None) -> None:
+        _require()
+        self.device = device
+        self._buffer = _Buffer()
+        self._stream: Any = None
+
+    def open(self, sample_rate: int) -> None:
+        sd = _require()
+        super().open(sample_rate)
+        self.close()
+        self._buffer.reset(int(_MAX_BUFFER * sample_rate) * 2)
+
+        def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if status:
+                _log.debug("playback status: %s", status)
+            outdata[:] = self._buffer.pull(len(outdata))
+
+        self._stream = sd.RawOutputStream(
+            samplerate=sample_rate, channels=1, dtype="int16", device=self.device,
+            callback=callback,
+        )
+        self._stream.start()
+
+    def write(self, pcm: bytes) -> None:
+        self._buffer.push(pcm)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception:
+                _log.exception("closing the playback stream failed")
+            self._stream = None
