@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+import select
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from sippa.errors import LocalProtocolError
+from sippa.sip.core import CoreConfig, UserAgentCore
 from sippa.sip.events import (
     Address,
     CallAnswered,
@@ -19,6 +27,7 @@ from sippa.sip.events import (
     RequestReceived,
     ResponseReceived,
 )
+from sippa.sip.headers import NameAddr
 from sippa.sip.invite import CallState, glare_delay
 from sippa.sip.message import Request, make_response, parse_message
 from sippa.sip.uri import Uri
@@ -564,3 +573,68 @@ def test_calls_survive_a_lossy_network(seed: int) -> None:
     # one side hung up, the other heard it (or the call never got through)
     reasons = sorted(e.reason for e in alice.of(CallEnded) + bob.of(CallEnded))
     assert reasons in (["bye-local", "bye-remote"], ["ack-timeout", "bye-remote"], ["timeout"])
+
+
+# --- interop: the real core against baresip over UDP on 127.0.0.1 -----------------------------
+
+
+@pytest.mark.interop
+def test_call_to_baresip(tmp_path: Path) -> None:
+    """INVITE -> 1xx/200 -> ACK -> BYE -> 200 with baresip (auto answer), plain RTP offer."""
+    from tests.peers.baresip import Baresip, make_offer
+    from tests.peers.process import LOOPBACK, free_port, free_port_block
+
+    rtp = free_port_block(4)
+    peer = Baresip(
+        tmp_path / "baresip",
+        sip_port=free_port(also_udp=True),
+        ctrl_port=free_port(),
+        rtp_min=rtp,
+        rtp_max=rtp + 3,
+        mediaenc="none",
+        tone_seconds=10.0,
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    port = sock.getsockname()[1]
+    config = CoreConfig(
+        local=(Address("udp", LOOPBACK, port),),
+        aor=NameAddr(None, Uri("sip", "sippa", None, LOOPBACK, port)),
+        contact_user="sippa",
+    )
+    core = UserAgentCore(config, ids=lambda: secrets.token_hex(6), rand=lambda: 0.5)
+    events: list[object] = []
+
+    def pump_until(done: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for data, dst in core.messages_to_send():
+                sock.sendto(data, (dst.host, dst.port))
+            while (event := core.next_event()) is not None:
+                events.append(event)
+            if done():
+                return
+            timer = core.get_timer()
+            wait = 0.05 if timer is None else max(0.0, min(0.05, timer - time.monotonic()))
+            if select.select([sock], [], [], wait)[0]:
+                data, (host, src_port) = sock.recvfrom(65535)
+                core.receive(data, Address("udp", host, src_port), time.monotonic())
+            if timer is not None and timer <= time.monotonic():
+                core.handle_timer(time.monotonic())
+        raise AssertionError(f"timed out; events so far: {events}\n{peer.log_text()[-2000:]}")
+
+    with peer, sock:
+        offer = make_offer(rtp + 2, [], proto="RTP/AVP").encode()
+        target = Uri("sip", peer.user, None, LOOPBACK, peer.sip_port)
+        call = core.invite(target, time.monotonic(), body=offer)
+        pump_until(lambda: any(isinstance(e, CallAnswered | CallEnded) for e in events), 10)
+        answered = [e for e in events if isinstance(e, CallAnswered)]
+        assert answered, events
+        assert b"m=audio" in answered[0].body
+        assert core.call_state(call) is CallState.CONFIRMED
+        time.sleep(0.3)  # baresip sees the ACK and the call is up
+        core.bye(call, time.monotonic())
+        pump_until(lambda: any(isinstance(e, CallEnded) for e in events), 10)
+        assert [e for e in events if isinstance(e, CallEnded)] == [
+            CallEnded(call, "bye-local", 200)
+        ]
