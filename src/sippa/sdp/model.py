@@ -491,6 +491,8 @@ class SessionDescription:
 
 
 def _parse_connection(value: str) -> Connection:
+    if value.startswith("IN IP4 ") and _IPV4_RE.fullmatch(value, 7) is not None:
+        return Connection(value[7:])  # the common case: a unicast IPv4 literal
     m = _CONNECTION_RE.fullmatch(value)
     if m is None:
         raise _bad(f"malformed c= line {value[:80]!r}")
