@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import itertools
 import logging
 import ssl
 import time
@@ -66,9 +65,9 @@ def peer_of(address: Address) -> Peer:
     return Peer.of(address.transport, address.host, address.port)
 
 
-def address_of(flow: Flow, connection: int | None = None) -> Address:
-    """The core address of a received message's flow."""
-    return Address(flow.transport.lower(), flow.peer.host, flow.peer.port, connection)
+def address_of(flow: Flow) -> Address:
+    """The core address of a received message's flow (with its connection id)."""
+    return Address(flow.transport.lower(), flow.peer.host, flow.peer.port, flow.connection)
 
 
 class Endpoint:
@@ -100,8 +99,6 @@ class Endpoint:
         self._timer_at: float | None = None
         self._identities: dict[Peer, str] = {}
         self._resolved: dict[Peer, Peer] = {}
-        self._conn_ids: dict[Peer, int] = {}
-        self._ids = itertools.count(1)
         self._sending: set[asyncio.Task[None]] = set()
         self._handlers: list[Callable[[bytes, Flow], bool]] = []
         self._flow_listeners: list[Callable[[FlowLost], None]] = []
@@ -168,14 +165,10 @@ class Endpoint:
         if self.core is None:
             log.debug("%s: no core, message dropped", flow.peer)
             return
-        conn_id = self._conn_ids.get(flow.peer) if flow.transport != "UDP" else None
-        if flow.transport != "UDP" and conn_id is None:
-            conn_id = self._conn_ids[flow.peer] = next(self._ids)
-        self.core.receive(data, address_of(flow, conn_id), self.clock())
+        self.core.receive(data, address_of(flow), self.clock())
         self.pump()
 
     def _transport_failed(self, error: TransportError) -> None:
-        self._conn_ids.pop(error.peer, None)
         for name in [n for n, p in self._resolved.items() if p == error.peer]:
             del self._resolved[name]  # locate again next time (RFC 3263 §4.3 failover)
         self._notify_core_of_failure(error.peer)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import logging
 import secrets
 import ssl
@@ -94,6 +95,8 @@ class Flow:
     """Our port on this flow (the listening port for UDP, the source port for TCP/TLS)."""
     tls: TlsInfo | None = None
     """Negotiated TLS parameters when ``peer.transport == "TLS"``."""
+    connection: int | None = None
+    """Id of the TCP/TLS connection (unique per transport layer); None for UDP."""
 
     @property
     def transport(self) -> str:
@@ -175,6 +178,7 @@ class Connection(asyncio.Protocol):
             normalize_host(local[0]),
             int(local[1]),
             tls,
+            next(self.layer._ids),
         )
         self.layer._register(self)
         if self.outgoing:
@@ -323,6 +327,7 @@ class TransportLayer:
         self._servers: list[tuple[str, asyncio.Server]] = []
         self._pending: dict[Peer, asyncio.Future[Connection]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self._ids = itertools.count(1)
         self._closed = False
 
     # -- listening -----------------------------------------------------------------------
