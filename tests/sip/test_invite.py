@@ -578,11 +578,50 @@ def test_calls_survive_a_lossy_network(seed: int) -> None:
 # --- interop: the real core against baresip over UDP on 127.0.0.1 -----------------------------
 
 
-@pytest.mark.interop
-def test_call_to_baresip(tmp_path: Path) -> None:
-    """INVITE -> 1xx/200 -> ACK -> BYE -> 200 with baresip (auto answer), plain RTP offer."""
-    from tests.peers.baresip import Baresip, make_offer
-    from tests.peers.process import LOOPBACK, free_port, free_port_block
+class _SyncPump:
+    """Drives a UA core over one UDP socket on 127.0.0.1 with the wall clock (interop only)."""
+
+    def __init__(self, log: Callable[[], str]) -> None:
+        from tests.peers.process import LOOPBACK
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.port = self.sock.getsockname()[1]
+        config = CoreConfig(
+            local=(Address("udp", LOOPBACK, self.port),),
+            aor=NameAddr(None, Uri("sip", "sippa", None, LOOPBACK, self.port)),
+            contact_user="sippa",
+        )
+        self.core = UserAgentCore(config, ids=lambda: secrets.token_hex(6), rand=lambda: 0.5)
+        self.events: list[object] = []
+        self.log = log
+
+    def until(self, done: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for data, dst in self.core.messages_to_send():
+                self.sock.sendto(data, (dst.host, dst.port))
+            while (event := self.core.next_event()) is not None:
+                self.events.append(event)
+            if done():
+                return
+            timer = self.core.get_timer()
+            wait = 0.05 if timer is None else max(0.0, min(0.05, timer - time.monotonic()))
+            if select.select([self.sock], [], [], wait)[0]:
+                data, (host, src_port) = self.sock.recvfrom(65535)
+                self.core.receive(data, Address("udp", host, src_port), time.monotonic())
+            if timer is not None and timer <= time.monotonic():
+                self.core.handle_timer(time.monotonic())
+        raise AssertionError(f"timed out; events: {self.events}\n{self.log()[-2000:]}")
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+def baresip_peer(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from tests.peers.baresip import Baresip
+    from tests.peers.process import free_port, free_port_block
 
     rtp = free_port_block(4)
     peer = Baresip(
@@ -594,47 +633,60 @@ def test_call_to_baresip(tmp_path: Path) -> None:
         mediaenc="none",
         tone_seconds=10.0,
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((LOOPBACK, 0))
-    port = sock.getsockname()[1]
-    config = CoreConfig(
-        local=(Address("udp", LOOPBACK, port),),
-        aor=NameAddr(None, Uri("sip", "sippa", None, LOOPBACK, port)),
-        contact_user="sippa",
-    )
-    core = UserAgentCore(config, ids=lambda: secrets.token_hex(6), rand=lambda: 0.5)
-    events: list[object] = []
+    with peer:
+        yield peer
 
-    def pump_until(done: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for data, dst in core.messages_to_send():
-                sock.sendto(data, (dst.host, dst.port))
-            while (event := core.next_event()) is not None:
-                events.append(event)
-            if done():
-                return
-            timer = core.get_timer()
-            wait = 0.05 if timer is None else max(0.0, min(0.05, timer - time.monotonic()))
-            if select.select([sock], [], [], wait)[0]:
-                data, (host, src_port) = sock.recvfrom(65535)
-                core.receive(data, Address("udp", host, src_port), time.monotonic())
-            if timer is not None and timer <= time.monotonic():
-                core.handle_timer(time.monotonic())
-        raise AssertionError(f"timed out; events so far: {events}\n{peer.log_text()[-2000:]}")
 
-    with peer, sock:
-        offer = make_offer(rtp + 2, [], proto="RTP/AVP").encode()
+@pytest.mark.interop
+def test_call_to_baresip(baresip_peer) -> None:  # type: ignore[no-untyped-def]
+    """INVITE -> 1xx/200 -> ACK -> BYE -> 200 with baresip (auto answer), plain RTP offer."""
+    from tests.peers.baresip import make_offer
+    from tests.peers.process import LOOPBACK
+
+    peer = baresip_peer
+    pump = _SyncPump(peer.log_text)
+    with pump.sock:
+        offer = make_offer(peer.rtp_min + 2, [], proto="RTP/AVP").encode()
         target = Uri("sip", peer.user, None, LOOPBACK, peer.sip_port)
-        call = core.invite(target, time.monotonic(), body=offer)
-        pump_until(lambda: any(isinstance(e, CallAnswered | CallEnded) for e in events), 10)
-        answered = [e for e in events if isinstance(e, CallAnswered)]
-        assert answered, events
+        call = pump.core.invite(target, time.monotonic(), body=offer)
+        pump.until(lambda: bool(pump.of(CallAnswered) or pump.of(CallEnded)))
+        answered = pump.of(CallAnswered)
+        assert answered, pump.events
         assert b"m=audio" in answered[0].body
-        assert core.call_state(call) is CallState.CONFIRMED
+        assert pump.core.call_state(call) is CallState.CONFIRMED
         time.sleep(0.3)  # baresip sees the ACK and the call is up
-        core.bye(call, time.monotonic())
-        pump_until(lambda: any(isinstance(e, CallEnded) for e in events), 10)
-        assert [e for e in events if isinstance(e, CallEnded)] == [
-            CallEnded(call, "bye-local", 200)
-        ]
+        pump.core.bye(call, time.monotonic())
+        pump.until(lambda: bool(pump.of(CallEnded)))
+        assert pump.of(CallEnded) == [CallEnded(call, "bye-local", 200)]
+
+
+@pytest.mark.interop
+def test_call_from_baresip(baresip_peer) -> None:  # type: ignore[no-untyped-def]
+    """baresip dials us (ctrl_tcp): IncomingCall -> 180 -> 200 -> ACK; baresip hangs up."""
+    import json
+
+    from tests.peers.baresip import make_offer
+    from tests.peers.process import LOOPBACK
+
+    peer = baresip_peer
+    pump = _SyncPump(peer.log_text)
+
+    def command(name: str, params: str = "") -> None:
+        body = json.dumps({"command": name, "params": params, "token": name}).encode()
+        with socket.create_connection((LOOPBACK, peer.ctrl_port), timeout=5) as ctrl:
+            ctrl.sendall(str(len(body)).encode() + b":" + body + b",")
+            ctrl.recv(4096)
+
+    with pump.sock:
+        command("dial", f"sip:sippa@{LOOPBACK}:{pump.port}")
+        pump.until(lambda: bool(pump.of(IncomingCall)))
+        incoming_call = pump.of(IncomingCall)[0]
+        assert b"m=audio" in incoming_call.body
+        pump.core.ringing(incoming_call.call, time.monotonic())
+        answer = make_offer(peer.rtp_min + 2, [], proto="RTP/AVP").encode()
+        pump.core.answer(incoming_call.call, time.monotonic(), body=answer)
+        pump.until(lambda: bool(pump.of(CallConfirmed)))
+        time.sleep(0.3)
+        command("hangup")
+        pump.until(lambda: bool(pump.of(CallEnded)))
+        assert pump.of(CallEnded) == [CallEnded(incoming_call.call, "bye-remote", None)]
