@@ -88,8 +88,12 @@ def _http_vectors(vectors: Path) -> list[dict[str, Any]]:
     return data
 
 
-VECTOR_IDS = ["rfc7616-3.9.1-md5", "rfc7616-3.9.1-sha256", "rfc7616-3.9.2-sha512-256-userhash",
-              "rfc2617-3.5"]
+VECTOR_IDS = [
+    "rfc7616-3.9.1-md5",
+    "rfc7616-3.9.1-sha256",
+    "rfc7616-3.9.2-sha512-256-userhash",
+    "rfc2617-3.5",
+]
 
 
 @pytest.fixture(scope="module")
@@ -170,9 +174,17 @@ def test_vector_end_to_end_through_the_client(
     auth = parse_authorization(answer.value)
     assert auth.response == v["response"]
     assert (auth.username, auth.realm, auth.nonce, auth.uri) == (
-        v["username"], v["realm"], v["nonce"], v["uri"])
-    assert (auth.qop, auth.nc, auth.cnonce, auth.opaque) == ("auth", "00000001", v["cnonce"],
-                                                              v["opaque"])
+        v["username"],
+        v["realm"],
+        v["nonce"],
+        v["uri"],
+    )
+    assert (auth.qop, auth.nc, auth.cnonce, auth.opaque) == (
+        "auth",
+        "00000001",
+        v["cnonce"],
+        v["opaque"],
+    )
     assert answer.algorithm == v["algorithm"]
 
 
@@ -309,9 +321,7 @@ def test_sess_ranks_with_its_base_and_ties_go_to_the_topmost() -> None:
 
 
 def test_unknown_algorithm_ignored_when_another_is_usable() -> None:
-    answer = _client().answer(
-        "R", "sip:x", b"", 401, [_challenge("SHA3-256", qop='"auth"'), MD5]
-    )
+    answer = _client().answer("R", "sip:x", b"", 401, [_challenge("SHA3-256", qop='"auth"'), MD5])
     assert answer.algorithm == "MD5"
 
 
@@ -323,8 +333,11 @@ def test_algorithm_token_is_case_insensitive_and_echoed_as_sent() -> None:
 
 def test_select_challenges_per_realm_and_header() -> None:
     challenges = parse_digest_challenges(
-        [_challenge("MD5", realm="a"), _challenge("SHA-256", realm="b"),
-         _challenge("SHA-256", realm="a")]
+        [
+            _challenge("MD5", realm="a"),
+            _challenge("SHA-256", realm="b"),
+            _challenge("SHA-256", realm="a"),
+        ]
     ) + parse_digest_challenges([_challenge("MD5", realm="a")], "Proxy-Authenticate")
     chosen, reasons = select_challenges(challenges, DigestPolicy())
     assert [(c.header, c.realm, c.algorithm) for c in chosen] == [
@@ -342,8 +355,16 @@ def test_select_challenges_per_realm_and_header() -> None:
 
 
 def _independent(
-    hname: str, *, sess: bool, qop: str | None, body: bytes = b"", nc: str = "00000001",
-    cnonce: str = "c1", nonce: str = "n1", method: str = "INVITE", uri: str = "sip:bob@example.com",
+    hname: str,
+    *,
+    sess: bool,
+    qop: str | None,
+    body: bytes = b"",
+    nc: str = "00000001",
+    cnonce: str = "c1",
+    nonce: str = "n1",
+    method: str = "INVITE",
+    uri: str = "sip:bob@example.com",
 ) -> str:
     ha1 = _h(hname, "alice:example.com:secret")
     if sess:
@@ -432,15 +453,25 @@ def test_authorization_layout_and_quoting() -> None:
     client = DigestClient('bo"b', "pw", cnonce=_cnonces("cn"))
     answer = client.answer("REGISTER", "sip:example.com", b"", 401, [ch])
     v = answer.value
-    assert v.startswith('Digest username="bo\\"b", realm="we\\"ird", nonce="n1", '
-                        'uri="sip:example.com", response="')
-    assert v.endswith(', algorithm=SHA-256, cnonce="cn", opaque="op\\\\aque", qop=auth, '
-                      "nc=00000001")
+    assert v.startswith(
+        'Digest username="bo\\"b", realm="we\\"ird", nonce="n1", uri="sip:example.com", response="'
+    )
+    assert v.endswith(
+        ', algorithm=SHA-256, cnonce="cn", opaque="op\\\\aque", qop=auth, nc=00000001'
+    )
     auth = parse_authorization(v)
     assert (auth.username, auth.realm, auth.opaque) == ('bo"b', 'we"ird', "op\\aque")
     assert auth.response == compute_response(
-        ALGORITHMS["sha-256"], username='bo"b', password="pw", realm='we"ird', nonce="n1",
-        method="REGISTER", uri="sip:example.com", qop="auth", nc="00000001", cnonce="cn",
+        ALGORITHMS["sha-256"],
+        username='bo"b',
+        password="pw",
+        realm='we"ird',
+        nonce="n1",
+        method="REGISTER",
+        uri="sip:example.com",
+        qop="auth",
+        nc="00000001",
+        cnonce="cn",
     )
 
 
@@ -466,8 +497,9 @@ def test_userhash_only_when_asked() -> None:
     plain = _client().answer("R", "sip:x", b"", 401, [SHA256])
     assert parse_authorization(plain.value).username == "alice"
     assert "userhash" not in plain.value
-    hashed = _client().answer("R", "sip:x", b"", 401, [_challenge("SHA-256", qop='"auth"',
-                                                                   userhash="true")])
+    hashed = _client().answer(
+        "R", "sip:x", b"", 401, [_challenge("SHA-256", qop='"auth"', userhash="true")]
+    )
     auth = parse_authorization(hashed.value)
     assert auth.userhash
     assert auth.username == _h("sha256", "alice:example.com")
@@ -498,9 +530,15 @@ def test_username_needs_password_and_lookup_per_realm() -> None:
     table = {"a": DigestCredentials("alice", "pa"), "b": DigestCredentials("bob", "pb")}
     client = DigestClient(table.get, cnonce=_counter())
     answer = client.answer(
-        "R", "sip:x", b"", 401,
-        [_challenge("SHA-256", realm="a"), _challenge("SHA-256", realm="c"),
-         _challenge("SHA-256", realm="b")],
+        "R",
+        "sip:x",
+        b"",
+        401,
+        [
+            _challenge("SHA-256", realm="a"),
+            _challenge("SHA-256", realm="c"),
+            _challenge("SHA-256", realm="b"),
+        ],
     )
     users = [parse_authorization(v).username for _, v in answer.headers]
     assert users == ["alice", "bob"]  # realm c has no credentials and is skipped
@@ -514,8 +552,10 @@ def test_username_needs_password_and_lookup_per_realm() -> None:
 
 def test_nc_counts_per_nonce() -> None:
     client = _client()
-    ncs = [parse_authorization(client.answer("R", "sip:x", b"", 401, [SHA256]).value).nc
-           for _ in range(3)]
+    ncs = [
+        parse_authorization(client.answer("R", "sip:x", b"", 401, [SHA256]).value).nc
+        for _ in range(3)
+    ]
     assert ncs == ["00000001", "00000002", "00000003"]
     other = _challenge("SHA-256", nonce="n2", qop='"auth"')
     assert parse_authorization(client.answer("R", "sip:x", b"", 401, [other]).value).nc == (
@@ -540,8 +580,10 @@ def test_sess_keeps_its_cnonce_per_nonce_other_algorithms_take_fresh_ones() -> N
     second = parse_authorization(client.answer("R", "sip:x", b"", 401, sess).value)
     assert first.cnonce == second.cnonce
     assert second.nc == "00000002"
-    plain = [parse_authorization(client.answer("R", "sip:x", b"", 401, [SHA256]).value).cnonce
-             for _ in range(2)]
+    plain = [
+        parse_authorization(client.answer("R", "sip:x", b"", 401, [SHA256]).value).cnonce
+        for _ in range(2)
+    ]
     assert plain[0] != plain[1]
 
 
@@ -595,8 +637,9 @@ def test_flow_gives_up_on_stale_with_the_same_nonce() -> None:
 
 
 def test_flow_bounds_endless_stale() -> None:
-    replies = [(401, [_challenge("SHA-256", nonce=f"n{i}", qop='"auth"', stale="true")])
-               for i in range(10)]
+    replies = [
+        (401, [_challenge("SHA-256", nonce=f"n{i}", qop='"auth"', stale="true")]) for i in range(10)
+    ]
     sent, outcome = _run(_flow(_client(max_attempts=3)), replies)
     assert not outcome.ok
     assert outcome.reason is not None and "3 credentialed attempts" in outcome.reason
@@ -605,8 +648,9 @@ def test_flow_bounds_endless_stale() -> None:
 
 def test_flow_reports_unusable_challenge() -> None:
     _, outcome = _run(_flow(_client(allow_md5=False)), [(401, [MD5])])
-    assert outcome == DigestOutcome(False, "realm 'example.com': no usable challenge "
-                                    "(MD5 refused by local policy)", None)
+    assert outcome == DigestOutcome(
+        False, "realm 'example.com': no usable challenge (MD5 refused by local policy)", None
+    )
 
 
 def test_flow_reports_malformed_challenge() -> None:
@@ -666,8 +710,9 @@ def test_authorize_messages() -> None:
         client.authorize(_request(answer.headers[0]), _response(401, ("WWW-Authenticate", again)))
     assert isinstance(info.value, ProtocolError)
     stale = _challenge("SHA-256", nonce="n9", qop='"auth"', stale="true")
-    retry = client.authorize(_request(answer.headers[0]), _response(401, ("WWW-Authenticate",
-                                                                           stale)))
+    retry = client.authorize(
+        _request(answer.headers[0]), _response(401, ("WWW-Authenticate", stale))
+    )
     assert parse_authorization(retry.value).nonce == "n9"
 
 
@@ -681,7 +726,9 @@ def test_authorize_aggregated_forked_challenges() -> None:
     )
     answer = _client().authorize(_request(), response)
     assert [(h, parse_authorization(v).realm) for h, v in answer.headers] == [
-        ("Authorization", "uas"), ("Proxy-Authorization", "proxy")]
+        ("Authorization", "uas"),
+        ("Proxy-Authorization", "proxy"),
+    ]
     assert answer.algorithms == ("SHA-256", "SHA-256")
 
 
@@ -701,8 +748,10 @@ def test_authorize_other_scheme_credentials_in_request_are_ignored() -> None:
 
 
 def test_rfc7235_example_with_several_schemes_in_one_field() -> None:
-    value = ('Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple", '
-             'Digest realm="d", nonce="n", Negotiate abc/+==, Bearer')
+    value = (
+        'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple", '
+        'Digest realm="d", nonce="n", Negotiate abc/+==, Bearer'
+    )
     items = parse_challenges(value)
     assert [i.scheme for i in items] == ["Newauth", "Basic", "Digest", "Negotiate", "Bearer"]
     assert items[0].params == (("realm", "apps"), ("type", "1"), ("title", 'Login to "apps"'))
@@ -713,12 +762,20 @@ def test_rfc7235_example_with_several_schemes_in_one_field() -> None:
 
 
 def test_grammar_tolerances() -> None:
-    value = ('  digest  REALM = "r" ,, NONCE="n",\r\n QOP="auth , auth-int",'
-             ' Algorithm="SHA-256", stale=TRUE, domain="sip:a sip:b", foo=bar  ')
+    value = (
+        '  digest  REALM = "r" ,, NONCE="n",\r\n QOP="auth , auth-int",'
+        ' Algorithm="SHA-256", stale=TRUE, domain="sip:a sip:b", foo=bar  '
+    )
     (ch,) = parse_digest_challenges([value], "Proxy-Authenticate")
     assert ch == DigestChallenge(
-        realm="r", nonce="n", algorithm="SHA-256", qop=("auth", "auth-int"), stale=True,
-        domain=("sip:a", "sip:b"), header="Proxy-Authenticate", extra=(("foo", "bar"),),
+        realm="r",
+        nonce="n",
+        algorithm="SHA-256",
+        qop=("auth", "auth-int"),
+        stale=True,
+        domain=("sip:a", "sip:b"),
+        header="Proxy-Authenticate",
+        extra=(("foo", "bar"),),
     )
     assert ch.answer_header == "Proxy-Authorization"
 
@@ -747,13 +804,15 @@ def test_quoted_string_escapes_and_folding() -> None:
         'Digest realm="r\x01", nonce="n"',  # control character
         'Digest realm="r", nonce="n\\\r"',  # CR in a quoted-pair
         'Digest realm="r",\r\nnonce="n"',  # CRLF without folding whitespace
+        'Digest realm="r\\\x7f", nonce="n"',  # escaped control character
+        'Digest realm="r", nonce="n", algorithm="SHA 256"',  # not a token
         "Digest abc==",  # token68 form
         '"Digest" realm="r"',
         'Digest realm=r=, nonce="n"',
         'Digest realm="r", nonce="n", =x',
-        "Digest realm=\"r\", nonce=\"n\"" + ", x=1" * 40,  # too many params
-        "Digest realm=\"" + "r" * MAX_FIELD_LENGTH + "\", nonce=\"n\"",  # too long
-        ", ".join(["Basic realm=\"x\""] * 40),  # too many challenges
+        'Digest realm="r", nonce="n"' + ", x=1" * 40,  # too many params
+        'Digest realm="' + "r" * MAX_FIELD_LENGTH + '", nonce="n"',  # too long
+        ", ".join(['Basic realm="x"'] * 40),  # too many challenges
     ],
 )
 def test_bad_challenges_raise_remote_protocol_error(value: str) -> None:
@@ -779,8 +838,15 @@ def test_unknown_schemes_are_skipped() -> None:
 
 def test_format_challenge_round_trip() -> None:
     ch = DigestChallenge(
-        realm='a "b"', nonce="n\\1", algorithm="SHA-512-256-sess", qop=("auth", "auth-int"),
-        opaque="o", stale=True, domain=("sip:a", "sip:b"), charset="UTF-8", userhash=True,
+        realm='a "b"',
+        nonce="n\\1",
+        algorithm="SHA-512-256-sess",
+        qop=("auth", "auth-int"),
+        opaque="o",
+        stale=True,
+        domain=("sip:a", "sip:b"),
+        charset="UTF-8",
+        userhash=True,
         extra=(("x-thing", "v v"),),
     )
     assert parse_digest_challenges([format_challenge(ch)]) == [ch]
@@ -810,8 +876,26 @@ def test_formatting_refuses_what_cannot_be_sent() -> None:
     assert format_auth("Bearer", []) == "Bearer"
     assert quote_string('a"\\\tb') == '"a\\"\\\\\tb"'
     with pytest.raises(LocalProtocolError):
-        compute_response(ALGORITHMS["md5"], username="a", password="b", realm="r", nonce="n",
-                          method="M", uri="u", qop="auth-conf", nc="1", cnonce="c")
+        compute_response(
+            ALGORITHMS["md5"],
+            username="a",
+            password="b",
+            realm="r",
+            nonce="n",
+            method="M",
+            uri="u",
+            qop="auth-conf",
+            nc="1",
+            cnonce="c",
+        )
     with pytest.raises(LocalProtocolError):
-        compute_response(ALGORITHMS["md5"], username="a", password="b", realm="r", nonce="n",
-                          method="M", uri="u", qop="auth")
+        compute_response(
+            ALGORITHMS["md5"],
+            username="a",
+            password="b",
+            realm="r",
+            nonce="n",
+            method="M",
+            uri="u",
+            qop="auth",
+        )

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_PARAMS",
     "AuthParams",
     "format_auth",
+    "is_token",
     "parse_challenges",
     "parse_credentials",
     "quote_string",
@@ -145,7 +146,12 @@ def _parse_one(value: str, pos: int) -> tuple[AuthParams, int]:
             raise RemoteProtocolError(f"more than {MAX_PARAMS} auth-params")
         seen.add(name)
         if m.group("quoted") is not None:
-            params.append((name, _unquote(m.group("quoted"))))
+            text = _unquote(m.group("quoted"))
+            # a quoted-pair may escape a control character; no auth-param has a use for one,
+            # and it could not be sent on again
+            if _CONTROL_RE.search(text):
+                raise RemoteProtocolError(f"control character in auth-param {name!r}")
+            params.append((name, text))
             quoted.add(name)
         else:
             params.append((name, m.group("token")))
@@ -204,6 +210,11 @@ def parse_credentials(value: str) -> AuthParams:
     if pos != len(value):
         raise RemoteProtocolError(f"unexpected text at offset {pos} in credentials")
     return item
+
+
+def is_token(text: str) -> bool:
+    """True if ``text`` is a token (RFC 3261 §25.1, widened to RFC 7230 tchar)."""
+    return _SCHEME_RE.fullmatch(text) is not None
 
 
 def quote_string(text: str) -> str:

@@ -80,6 +80,7 @@ from sippa.sip.auth_grammar import (
     MAX_CHALLENGES,
     AuthParams,
     format_auth,
+    is_token,
     parse_challenges,
     parse_credentials,
 )
@@ -232,8 +233,9 @@ def _digest_challenge(item: AuthParams, header: str, index: int) -> DigestChalle
         # RFC 7616 §3.3: "The only allowed value is 'UTF-8'"
         raise RemoteProtocolError(f"Digest charset {charset!r} is not UTF-8")
     algorithm = item.get("algorithm")
-    if algorithm is not None and not algorithm:
-        raise RemoteProtocolError("empty Digest algorithm")
+    # RFC 7616 §3.3: algorithm is a token (some servers quote it: accepted, but it stays a token)
+    if algorithm is not None and not is_token(algorithm):
+        raise RemoteProtocolError(f"Digest algorithm {algorithm!r} is not a token")
     return DigestChallenge(
         realm=realm,
         nonce=nonce,
