@@ -313,3 +313,16 @@ async def test_engine_stop_closes_everything() -> None:
     assert sa.closed and sb.closed
     assert sa.rtp_socket.fileno() == -1
     assert engine.streams == frozenset()
+
+
+async def test_echo_sends_back_what_arrives() -> None:
+    from sippa.media import Echo
+
+    async with MediaEngine(SETTINGS) as engine:
+        a, b = pair(engine, "AEAD_AES_256_GCM")
+        rx = Frames()
+        engine.start_stream(a, source=ToneSource(700), sink=rx)
+        echo = Echo()
+        engine.start_stream(b, source=echo, sink=echo)
+        await asyncio.sleep(1.4)
+        assert analyse_pcm(bytes(rx.pcm), 8000).holds(700, min_active=0.8)
