@@ -322,6 +322,12 @@ _CHECKERS = {
 }
 
 
+# Frequent attributes without a syntax check: known-good names skip the token regex.
+_COMMON_NAMES = frozenset({"crypto", "rtcp-mux", "rtcp-fb", "ssrc", "mid", "candidate",
+                           "ice-ufrag", "ice-pwd", "setup", "fingerprint", "extmap", "group",
+                           "msid", "label", "silenceSupp", "X-nat"})
+
+
 def _attr_values(attributes: Iterable[Attribute], name: str) -> list[str]:
     return [a.value for a in attributes if a.name == name and a.value is not None]
 
@@ -602,12 +608,12 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         kind = line[0]
         if kind == "a":  # the common case first: a=<name>[:<value>] (RFC 8866 §5.13)
             name, colon, rest = line[2:].partition(":")
-            if name_re.fullmatch(name) is None:
-                raise _bad(f"malformed attribute name {name[:40]!r}")
             value: str | None = rest if colon else None
             checker = checkers.get(name)
             if checker is not None:
                 checker(value)
+            elif name not in _COMMON_NAMES and name_re.fullmatch(name) is None:
+                raise _bad(f"malformed attribute name {name[:40]!r}")
             if len(attrs) >= MAX_ATTRIBUTES:
                 raise _bad("too many attributes")
             attrs.append(Attribute(name, value))
