@@ -680,3 +680,52 @@ def test_static_numbers_survive_a_hostile_mapping() -> None:
     maps = neg.create_offer().media[0].rtpmaps()
     assert maps[8].encoding == "PCMA" and maps[0].encoding == "PCMU"
     assert maps[96].encoding == "opus"
+
+
+# --- baresip 1.0.0 (Debian 12), captured on loopback by tests/sdp/test_baresip_offer_answer.py
+BARESIP_OFFER = text([
+    "v=0", "o=- 2902729518 272618535 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+    "a=tool:baresip 1.0.0", "m=audio 33952 RTP/SAVP 0 8 101", "a=rtpmap:0 PCMU/8000",
+    "a=rtpmap:8 PCMA/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15",
+    "a=sendrecv", "a=label:1", "a=rtcp-rsize", "a=ssrc:3603214169 cname:sip:ua@127.0.0.1",
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:IXn+akMiC2N4vRrxHpuPUDH1IHnukX/wbvgrA3tH",
+    "a=minptime:20", "a=ptime:20",
+])
+
+
+def _baresip_answer(crypto: str) -> bytes:
+    return text([
+        "v=0", "o=- 1139322136 616697193 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
+        "t=0 0", "a=tool:baresip 1.0.0", "m=audio 44202 RTP/SAVP 0 8 96",
+        "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=rtpmap:96 telephone-event/8000",
+        "a=fmtp:96 0-15", "a=sendrecv", "a=label:1",
+        "a=ssrc:2564893097 cname:sip:ua@127.0.0.1:47109", "a=minptime:20", "a=ptime:20",
+        f"a=crypto:{crypto}",
+    ])
+
+
+BARESIP_GCM_ANSWER = _baresip_answer(
+    "1 AEAD_AES_256_GCM inline:P/L3fLgNhhslTwEA6JPonEZ5KFVGDtB4bHaAu74AecmcbAp80sp6MrIDzx8=")
+# Its answer to an offer of only AES_256_CM_HMAC_SHA1_80, a suite it lacks (then plain RTP).
+BARESIP_WRONG_ANSWER = _baresip_answer(
+    "1 AES_CM_128_HMAC_SHA1_80 inline:IMrdszlWzxSAULfGpdiDxNdOPC1xA4ctGGZdLMjK")
+
+
+def test_baresip_captures() -> None:
+    answer, params = make(codecs=(PCMU, PCMA)).receive_offer(parse_sdp(BARESIP_OFFER))
+    assert params.srtp_suite == "AES_CM_128_HMAC_SHA1_80"
+    assert (params.codec, params.telephone_event_pt, params.remote_port) == ("PCMU", 101, 33952)
+    assert [parse_crypto(v).tag for v in answer.media[0].attribute_values("crypto")] == [1]
+
+    ours = make(codecs=(PCMU, PCMA), rtcp_mux=False)
+    ours.create_offer()
+    params = ours.receive_answer(parse_sdp(BARESIP_GCM_ANSWER))
+    assert params.srtp_suite == "AEAD_AES_256_GCM" and params.telephone_event_pt == 96
+    assert params.remote_rtcp_port == 44203
+
+    lone = make(codecs=(PCMU, PCMA), suites=("AES_256_CM_HMAC_SHA1_80",))
+    lone.create_offer()
+    with pytest.raises(RemoteProtocolError) as info:
+        lone.receive_answer(parse_sdp(BARESIP_WRONG_ANSWER))
+    assert info.value.status_code == 488
+    assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 matches none" in info.value.reason
