@@ -30,7 +30,13 @@ Choices (documented here because RFC 3264 and RFC 4568 leave them open):
 * The o= version goes up by one whenever the SDP we send differs from the previous one we sent
   and stays the same for an identical one (RFC 3264 §8); the session id never changes.
 * Hold: :meth:`Negotiator.hold_offer` stops receiving (sendonly offer, RFC 3264 §8.4); a peer's
-  ``c=0.0.0.0`` (the RFC 2543 hold) is read as "do not send to me".
+  ``c=0.0.0.0`` (the RFC 2543 hold) is read as "do not send to me". The hold wish survives
+  :meth:`Negotiator.cancel_offer` (a retry after 491 is the same hold offer) until
+  :meth:`Negotiator.resume_offer`.
+* A key lifetime (``|2^20``) in a peer's ``a=crypto`` is accepted and not enforced: calls do not
+  re-key, and 2^20 packets last about 5.8 hours at 20 ms.
+* Telephone-event is only paired with a codec of the same clock rate (RFC 4733 §2.1); an opus
+  call whose peer offers telephone-event/8000 only gets ``telephone_event_pt=None``.
 """
 
 from __future__ import annotations
