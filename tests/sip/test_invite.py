@@ -31,6 +31,7 @@ from sippa.sip.headers import NameAddr
 from sippa.sip.invite import CallState, glare_delay
 from sippa.sip.message import Request, make_response, parse_message
 from sippa.sip.uri import Uri
+from tests.peers.fixtures import kamailio, kamailio_factory, lab_certs  # noqa: F401
 from tests.sip.loop import Network, Node, make_core, request, response
 
 BOB = Uri.parse("sip:bob@10.0.0.2")
@@ -581,41 +582,63 @@ def test_calls_survive_a_lossy_network(seed: int) -> None:
 class _SyncPump:
     """Drives a UA core over one UDP socket on 127.0.0.1 with the wall clock (interop only)."""
 
-    def __init__(self, log: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        log: Callable[[], str],
+        user: str = "sippa",
+        domain: str | None = None,
+        **config: object,
+    ) -> None:
         from tests.peers.process import LOOPBACK
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((LOOPBACK, 0))
         self.port = self.sock.getsockname()[1]
-        config = CoreConfig(
+        authorize = config.pop("authorize", None)
+        aor = Uri("sip", user, None, domain or LOOPBACK, None if domain else self.port)
+        settings = CoreConfig(
             local=(Address("udp", LOOPBACK, self.port),),
-            aor=NameAddr(None, Uri("sip", "sippa", None, LOOPBACK, self.port)),
-            contact_user="sippa",
+            aor=NameAddr(None, aor),
+            contact_user=user,
+            **config,  # type: ignore[arg-type]
         )
-        self.core = UserAgentCore(config, ids=lambda: secrets.token_hex(6), rand=lambda: 0.5)
+        self.core = UserAgentCore(settings, ids=lambda: secrets.token_hex(6), rand=lambda: 0.5)
+        self.core.authorize = authorize  # type: ignore[assignment]
         self.events: list[object] = []
         self.log = log
 
+    def flush(self) -> None:
+        for data, dst in self.core.messages_to_send():
+            self.sock.sendto(data, (dst.host, dst.port))
+        while (event := self.core.next_event()) is not None:
+            self.events.append(event)
+
     def until(self, done: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for data, dst in self.core.messages_to_send():
-                self.sock.sendto(data, (dst.host, dst.port))
-            while (event := self.core.next_event()) is not None:
-                self.events.append(event)
-            if done():
-                return
-            timer = self.core.get_timer()
-            wait = 0.05 if timer is None else max(0.0, min(0.05, timer - time.monotonic()))
-            if select.select([self.sock], [], [], wait)[0]:
-                data, (host, src_port) = self.sock.recvfrom(65535)
-                self.core.receive(data, Address("udp", host, src_port), time.monotonic())
-            if timer is not None and timer <= time.monotonic():
-                self.core.handle_timer(time.monotonic())
-        raise AssertionError(f"timed out; events: {self.events}\n{self.log()[-2000:]}")
+        run_until([self], done, timeout)
 
     def of(self, kind: type) -> list:  # type: ignore[type-arg]
         return [e for e in self.events if isinstance(e, kind)]
+
+
+def run_until(pumps: list[_SyncPump], done: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    by_sock = {p.sock: p for p in pumps}
+    while time.monotonic() < deadline:
+        for p in pumps:
+            p.flush()
+        if done():
+            return
+        timers = [t for p in pumps if (t := p.core.get_timer()) is not None]
+        wait = max(0.0, min([0.02, *(t - time.monotonic() for t in timers)]))
+        for sock in select.select(list(by_sock), [], [], wait)[0]:
+            data, (host, src_port) = sock.recvfrom(65535)
+            by_sock[sock].core.receive(data, Address("udp", host, src_port), time.monotonic())
+        for p in pumps:
+            timer = p.core.get_timer()
+            if timer is not None and timer <= time.monotonic():
+                p.core.handle_timer(time.monotonic())
+    events = {p.core.config.aor.uri.user: p.events for p in pumps}
+    raise AssertionError(f"timed out; events: {events}\n{pumps[0].log()[-3000:]}")
 
 
 @pytest.fixture
@@ -690,3 +713,52 @@ def test_call_from_baresip(baresip_peer) -> None:  # type: ignore[no-untyped-def
         command("hangup")
         pump.until(lambda: bool(pump.of(CallEnded)))
         assert pump.of(CallEnded) == [CallEnded(incoming_call.call, "bye-remote", None)]
+
+
+@pytest.mark.interop
+def test_call_through_kamailio(kamailio) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """REGISTER (401 digest), INVITE (407 digest, Record-Route), ACK/BYE loose-routed back
+    through Kamailio, between two UA cores."""
+    from sippa.sip.digest import DigestClient
+
+    proxy = Uri("sip", None, None, kamailio.host, kamailio.sip_port)
+    pumps = {}
+    for user in ("alice", "bob"):
+        digest = DigestClient(user, f"{user}-secret", cnonce=lambda: secrets.token_hex(8))
+        pumps[user] = _SyncPump(
+            kamailio.log_text,
+            user,
+            "example.test",
+            outbound_proxy=proxy,
+            authorize=digest.authorize,
+        )
+    alice, bob = pumps["alice"], pumps["bob"]
+    both = [alice, bob]
+    with alice.sock, bob.sock:
+        for pump in both:
+            aor = pump.core.config.aor
+            pump.core.send_request(
+                "REGISTER",
+                Uri.parse("sip:example.test"),
+                time.monotonic(),
+                to=aor,
+                from_=aor,
+                headers=[("Expires", "60")],
+            )
+        run_until(both, lambda: all(p.of(ResponseReceived) for p in both))
+        for pump in both:
+            assert [r.response.status_code for r in pump.of(ResponseReceived)] == [200]
+        call = alice.core.invite(Uri.parse("sip:bob@example.test"), time.monotonic(), body=OFFER)
+        run_until(both, lambda: bool(bob.of(IncomingCall)))
+        incoming_call = bob.of(IncomingCall)[0]
+        assert incoming_call.request.headers.get("X-Lab-Auth") is not None  # 407 answered
+        assert incoming_call.request.record_routes  # Kamailio record-routed
+        bob.core.answer(incoming_call.call, time.monotonic(), body=ANSWER)
+        run_until(both, lambda: bool(alice.of(CallAnswered) and bob.of(CallConfirmed)))
+        assert alice.of(CallAnswered)[0].body == ANSWER
+        bob.core.bye(incoming_call.call, time.monotonic())
+        run_until(both, lambda: bool(alice.of(CallEnded) and bob.of(CallEnded)))
+        assert alice.of(CallEnded) == [CallEnded(call, "bye-remote", None)]
+        assert bob.of(CallEnded) == [CallEnded(incoming_call.call, "bye-local", 200)]
+    log = kamailio.log_text()
+    assert "LAB-REQ ACK" in log and "LAB-REQ BYE" in log  # both went through the proxy
