@@ -24,7 +24,13 @@ import pytest
 from sippa.errors import RemoteProtocolError
 from sippa.sip.framer import StreamFramer
 from sippa.sip.headers import CSeq
-from sippa.sip.message import Request, Response, parse_message, validate_request
+from sippa.sip.message import (
+    Request,
+    Response,
+    parse_message,
+    unsupported_requirements,
+    validate_request,
+)
 from sippa.sip.uri import Uri
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "rfc4475"
@@ -314,6 +320,10 @@ def _bext01(m: Msg) -> None:
         "norDoAnyProxiesSupportThis",
     ]
     assert m.top_via.transport == "TLS"
+    # a UAS answers 420 listing the Require tags it does not support (RFC 4475 §3.3.5)
+    assert unsupported_requirements(m, {"timer", "nothingSupportsThis"}) == [
+        "nothingSupportsThisEither"
+    ]
 
 
 @check("invut")

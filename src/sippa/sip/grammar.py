@@ -173,6 +173,8 @@ def split_comma_list(value: str) -> list[str]:
     """
     if "," not in value:
         return [value.strip(" \t")]
+    if '"' not in value and "<" not in value:
+        return [part.strip(" \t") for part in value.split(",")]
     parts: list[str] = []
     start = 0
     in_quotes = False

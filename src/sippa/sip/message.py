@@ -39,6 +39,7 @@ __all__ = [
     "canonical_name",
     "make_response",
     "parse_message",
+    "unsupported_requirements",
     "validate_request",
 ]
 
@@ -655,6 +656,18 @@ def validate_request(request: Request) -> None:
         raise
     except RemoteProtocolError as exc:
         raise InvalidMessage(exc.reason, exc.status_code, request) from None
+
+
+def unsupported_requirements(request: Request, supported: Iterable[str]) -> list[str]:
+    """The Require option tags of ``request`` that are not in ``supported``.
+
+    A UAS answers a non-empty result with 420 (Bad Extension) listing them in Unsupported
+    (RFC 3261 §8.2.2.3; RFC 4475 §3.3.5).  Never for CANCEL or ACK, whose Require is ignored.
+    """
+    if request.method in ("CANCEL", "ACK"):
+        return []
+    known = set(supported)
+    return [tag for tag in request.headers.get_all("Require") if tag and tag not in known]
 
 
 def make_response(
