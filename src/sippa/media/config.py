@@ -116,8 +116,10 @@ class EngineSettings:
     """A frame may go out this much before its deadline (absorbs coarse loop timers)."""
     max_catch_up: int = 5
     """A stream more than this many frames behind (a stalled loop) skips ahead, not bursts."""
-    jitter_min_delay: float = 0.04
-    """Initial playout delay of the adaptive jitter buffer, seconds."""
+    jitter_min_delay: float = 0.02
+    """Lower bound of the adaptive jitter buffer's playout delay, seconds."""
+    jitter_initial_delay: float = 0.06
+    """Playout delay of the jitter buffer before it has measured the network, seconds."""
     jitter_max_delay: float = 0.3
     """Upper bound of the adaptive playout delay, seconds."""
 

@@ -183,9 +183,10 @@ class MediaStream:
             self._playout = Playout(
                 config.clock_rate,
                 self._samples_per_frame,
-                self._ts_step,
+                config.ptime,
                 min_delay=self.settings.jitter_min_delay,
                 max_delay=self.settings.jitter_max_delay,
+                initial_delay=self.settings.jitter_initial_delay,
             )
         if self._te_pt is not None:
             self._dtmf_rx = self._dtmf_rx or DtmfReceiver()
@@ -323,7 +324,7 @@ class MediaStream:
                 self._auth_failed("SRTP", addr)
                 return
         try:
-            pt, seq, ts, ssrc, _marker, start, end = peek_rtp(data)
+            pt, seq, ts, ssrc, marker, start, end = peek_rtp(data)
         except RemoteProtocolError:
             self.malformed += 1
             return
@@ -351,7 +352,7 @@ class MediaStream:
                     self._emit(DtmfReceived(detected.digit))
             return
         if self._receiving and self.sink is not None:
-            self._playout.put(seq, ts, data[start:end], now)
+            self._playout.put(seq, ts, data[start:end], now, marker)
 
     def _auth_failed(self, what: str, addr: tuple[str, int]) -> None:
         if what == "SRTCP":
