@@ -188,5 +188,7 @@ def test_secure_flag_for_sips_over_tls() -> None:
     )
     dialog = Dialog.create_uac(invite, ok(invite))
     assert dialog.secure
+    # the peer's plain sip: Record-Route is still reached over TLS
+    assert str(dialog.next_hop()) == "sips:p1.example.com;lr"
     plain = parse_req(INVITE)
     assert Dialog.create_uas(plain, "t", None, secure=True).secure

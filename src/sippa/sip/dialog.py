@@ -172,10 +172,14 @@ class Dialog:
         return uri, routes
 
     def next_hop(self) -> Uri:
-        """Where an in-dialog request goes (§8.1.2: the first Route if any, else the target)."""
-        if self.route_set:
-            return self.route_set[0].uri
-        return self.remote_target
+        """Where an in-dialog request goes (§8.1.2: the first Route if any, else the target).
+
+        In a secure dialog the hop is always reached as ``sips`` (over TLS), whatever scheme
+        the peer's Contact or Record-Route used (§12.1, §26.2.2)."""
+        hop = self.route_set[0].uri if self.route_set else self.remote_target
+        if self.secure and hop.scheme == "sip":
+            hop = hop.replace(scheme="sips").without_params("transport")
+        return hop
 
     def create_request(
         self,

@@ -237,9 +237,9 @@ class InviteSession:
         session = cls(host, handle, is_uac=False, call_id=request.call_id)
         session.server_txn = txn
         contact = host.contact(txn.destination.transport)
-        session.dialog = Dialog.create_uas(
-            request, host.new_tag(), contact, secure=txn.destination.transport == "tls"
-        )
+        # §12.1.1: secure when a sips Request-URI arrived over TLS
+        secure = txn.destination.transport == "tls" and request.uri.is_secure
+        session.dialog = Dialog.create_uas(request, host.new_tag(), contact, secure=secure)
         return session
 
     # --- state --------------------------------------------------------------------------------
