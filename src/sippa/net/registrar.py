@@ -154,15 +154,17 @@ class LineRegistrar:
         self.registration.start(self.clock())
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Un-REGISTER (Expires: 0) when registered, then stop."""
+    async def stop(self, timeout: float = 5.0, *, unregister: bool = True) -> None:
+        """Un-REGISTER (Expires: 0) when registered, then stop (``unregister=False``: leave
+        the binding to expire by itself)."""
         if self._task is None:
             return
         self._stopping = True
-        self.registration.stop(self.clock())
-        self._wake.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._until_stopped(), timeout)
+        if unregister:
+            self.registration.stop(self.clock())
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._until_stopped(), timeout)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
@@ -255,9 +257,10 @@ class LineRegistrar:
     async def _locate(self) -> bool:
         aor = self.config.aor
         where = self.proxy or aor
+        # A sips AoR or a sips proxy both demand TLS all the way (RFC 3261 §19.1.1).
+        secure = "sips" in (aor.scheme, where.scheme)
         request = LocateRequest.from_uri(
-            where.replace(scheme=aor.scheme) if self.proxy is not None else where,
-            transport=self.transport,
+            where.replace(scheme="sips" if secure else "sip"), transport=self.transport
         )
         result = await locate(request, self.resolver)
         self.status.locate_trace = result.trace
