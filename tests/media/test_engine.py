@@ -326,3 +326,22 @@ async def test_echo_sends_back_what_arrives() -> None:
         engine.start_stream(b, source=echo, sink=echo)
         await asyncio.sleep(1.4)
         assert analyse_pcm(bytes(rx.pcm), 8000).holds(700, min_active=0.8)
+
+
+def test_stream_config_validation_and_repr_hides_keys() -> None:
+    key = secrets.token_bytes(30)
+    c = StreamConfig("PCMU", 0, remote_host="127.0.0.1", remote_port=4000,
+                     srtp_suite="AES_CM_128_HMAC_SHA1_80", srtp_local_key=key, srtp_remote_key=key)
+    assert key.hex() not in repr(c) and str(key) not in repr(c)
+    assert c.remote_rtcp == ("127.0.0.1", 4001)
+    assert dataclasses.replace(c, rtcp_mux=True).remote_rtcp == ("127.0.0.1", 4000)
+    assert dataclasses.replace(c, remote_rtcp_port=5005).remote_rtcp == ("127.0.0.1", 5005)
+    for bad in (
+        dict(payload_type=128),
+        dict(direction="sideways"),
+        dict(ptime=0),
+        dict(remote_host="example.com"),
+        dict(srtp_remote_key=None),
+    ):
+        with pytest.raises(ValueError):
+            dataclasses.replace(c, **bad)  # type: ignore[arg-type]

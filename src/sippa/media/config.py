@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,6 +61,14 @@ class StreamConfig:
             raise ValueError("ptime must be 1..200 ms")
         if self.clock_rate <= 0:
             raise ValueError("clock rate must be positive")
+        if self.remote_host:
+            try:
+                ipaddress.ip_address(self.remote_host)
+            except ValueError:
+                # A name here would be resolved by a blocking lookup on every packet.
+                raise ValueError(
+                    f"remote_host must be an IP address (resolve {self.remote_host!r} first)"
+                ) from None
         if self.srtp_suite is not None and (
             self.srtp_local_key is None or self.srtp_remote_key is None
         ):
