@@ -6,6 +6,8 @@ import itertools
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sippa.errors import LocalProtocolError
 from sippa.sip.message import Request, Response, make_response, parse_message
@@ -254,3 +256,59 @@ def test_identifiers_come_from_the_injected_source() -> None:
     req = reg.build_request(LocalContact("UDP", "::1", 5070), 0.0)
     assert req.call_id.endswith("1") and req.from_.tag is not None
     assert req.top_via.host == "::1" and "transport" not in (req.headers.get("Contact") or "")
+
+
+# --- any sequence of peer behaviour is handled without a stray exception ----------------------
+
+_ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("resp"), st.sampled_from([100, 180, 200, 202, 401, 403, 407, 423,
+                                                     480, 500, 503, 603])),
+        st.tuples(st.just("timeout"), st.just(0)),
+        st.tuples(st.just("transport"), st.just(0)),
+        st.tuples(st.just("lost"), st.just(0)),
+        st.tuples(st.just("timer"), st.just(0)),
+        st.tuples(st.just("stop"), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ACTIONS, st.integers(1, 3))
+def test_any_sequence_keeps_the_machine_consistent(actions, targets) -> None:
+    reg = make()
+    reg.set_targets(targets)
+    reg.start(0.0)
+    now = 0.0
+    last: Request | None = None
+    for kind, code in actions:
+        now += 1.0
+        if reg.wants_send() is not None:
+            assert 0 <= reg.wants_send() < targets  # type: ignore[operator]
+            last = send(reg, now)
+        if kind == "resp" and last is not None:
+            extra = {"Min_Expires": "7200"} if code == 423 else {}
+            reg.response_received(answer(last, code, **extra), now)
+        elif kind in ("timeout", "transport"):
+            failure = SendFailure.TIMEOUT if kind == "timeout" else SendFailure.TRANSPORT
+            reg.send_failed(failure, "x", now)
+        elif kind == "lost":
+            reg.flow_lost("x", now)
+        elif kind == "timer":
+            timer = reg.get_timer()
+            if timer is not None:
+                now = max(now, timer)
+                reg.handle_timer(now)
+        elif kind == "stop":
+            reg.stop(now)
+        events(reg)
+        st_ = reg.status
+        if st_.registered:
+            assert st_.state in (RegState.REGISTERED, RegState.REFRESHING, RegState.UNREGISTERING)
+        if st_.state is RegState.REGISTERED:
+            assert st_.registered and reg.get_timer() is not None  # a refresh is always due
+        if st_.state is RegState.BACKOFF:
+            assert reg.get_timer() is not None and not st_.registered
+        if st_.state is RegState.STOPPED:
+            assert not st_.registered and reg.get_timer() is None
