@@ -13,6 +13,7 @@ import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sippa.errors import ProtocolError
@@ -20,7 +21,7 @@ from sippa.net.dns import Resolver, parse_server
 from sippa.net.endpoint import Endpoint
 from sippa.net.ports import PortRange
 from sippa.net.registrar import LineRegistrar, LineStatus
-from sippa.net.tls import TlsConfigError, TrustStore, make_client_context
+from sippa.net.tls import ClientCertificate, TlsConfigError, TrustStore, make_client_context
 from sippa.net.transport import TransportSettings
 from sippa.sip.digest import DigestClient
 from sippa.sip.locate import TransportChoice
@@ -58,6 +59,9 @@ class RegisterOptions:
     """Remove the binding again after success."""
     tcp_port_min: int | None = None
     tcp_port_max: int | None = None
+    client_cert: str | None = None
+    """PEM file with our client certificate chain (and key, unless ``client_key``)."""
+    client_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -140,7 +144,11 @@ async def register_once(
         transport = TransportChoice(options.transport.upper())
         resolver = Resolver(*parse_server(options.dns)) if options.dns else Resolver()
         trust = TrustStore.from_files(options.ca_files, system=options.system_ca)
-        ctx = make_client_context(trust, verify=options.verify)
+        cert = None
+        if options.client_cert:
+            key = Path(options.client_key) if options.client_key else None
+            cert = ClientCertificate(Path(options.client_cert), key)
+        ctx = make_client_context(trust, cert, verify=options.verify)
         authorize = make_authorize(
             options.auth_id or aor.user,
             options.password,

@@ -36,6 +36,8 @@ def _add_register(commands: Any) -> None:
     p.add_argument("--dns", metavar="IP[:PORT]", help="DNS server (default: the system's)")
     p.add_argument("--ca", action="append", default=[], metavar="PEM", help="trusted CA file")
     p.add_argument("--no-system-ca", action="store_true", help="trust only the --ca files")
+    p.add_argument("--cert", metavar="PEM", help="client certificate (chain, key unless --key)")
+    p.add_argument("--key", metavar="PEM", help="private key of --cert")
     p.add_argument("--no-verify", action="store_true",
                    help="do not validate the server certificate (the line is INSECURE)")
     p.add_argument("--digest-order", choices=["strongest", "server"], default="strongest")
@@ -59,7 +61,8 @@ def _run_register(args: argparse.Namespace) -> int:
         transport=args.transport, dns=args.dns, ca_files=list(args.ca),
         system_ca=not args.no_system_ca, verify=not args.no_verify,
         digest_order=args.digest_order, allow_md5=not args.no_md5, expires=args.expires,
-        timeout=args.timeout, unregister=not args.keep,
+        timeout=args.timeout, unregister=not args.keep, client_cert=args.cert,
+        client_key=args.key,
     )
     result = asyncio.run(register_once(options))
     report = result.as_dict()

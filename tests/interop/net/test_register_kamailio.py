@@ -271,3 +271,19 @@ def test_cli_no_verify_is_reported_insecure(kamailio, lab_certs: LabCerts) -> No
     assert code == 0, out
     assert "TLS version: TLSv1." in out and "digest algorithm: SHA-256" in out
     assert "NOT validated" in out
+
+
+async def test_client_certificate_option_and_bad_file(
+    kamailio_factory, lab_certs: LabCerts
+) -> None:
+    k = kamailio_factory(auth_mode="sha256")
+    opts = options(
+        k, lab_certs, "tls",
+        client_cert=str(lab_certs.client.cert), client_key=str(lab_certs.client.key),
+    )
+    result = await register_once(opts)
+    assert result.ok, result.as_dict()
+    opts.client_cert = str(lab_certs.ca.cert)  # not a key pair: refused before any traffic
+    opts.client_key = str(lab_certs.client.key)
+    result = await register_once(opts)
+    assert not result.ok and result.error and result.error.startswith("configuration:")
