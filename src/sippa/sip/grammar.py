@@ -87,9 +87,10 @@ PASSWORD = rf"(?:[{UNRESERVED}&=+$,]++|{ESCAPED})*"
 # hostname = *( domainlabel "." ) toplabel [ "." ] ; domainlabel = alphanum /
 #   alphanum *( alphanum / "-" ) alphanum ; toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
 # (leading digits in the top label are accepted: many deployments use such names)
-HOSTNAME = (
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?"
-)
+# (labels written as alnum runs joined by hyphen runs, with possessive repeats: the same
+# language, matched without backtracking)
+_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
+HOSTNAME = rf"{_LABEL}(?:\.{_LABEL})*+\.?"
 # IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT
 IPV4 = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
 # IPv6reference = "[" IPv6address "]" ; the address itself is checked with ipaddress.
