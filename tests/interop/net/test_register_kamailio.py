@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 
 import pytest
 
@@ -287,3 +288,34 @@ async def test_client_certificate_option_and_bad_file(
     opts.client_key = str(lab_certs.client.key)
     result = await register_once(opts)
     assert not result.ok and result.error and result.error.startswith("configuration:")
+
+
+def _bindings(k: Kamailio) -> str:
+    import subprocess
+
+    out = subprocess.run(
+        ["kamcmd", "-s", k.ctl_addr, "ul.dump"], capture_output=True, text=True, timeout=10,
+        check=True,
+    )
+    return out.stdout
+
+
+async def test_binding_is_stored_and_removed_by_unregister(
+    kamailio_factory, lab_certs: LabCerts
+) -> None:
+    k = kamailio_factory(auth_mode="sha256")
+    base = {"aor": "sips:bob@example.test", "password": "bob-secret", "expires": 120}
+    kept = await register_once(options(k, lab_certs, "tls", unregister=False, **base))
+    assert kept.ok, kept.as_dict()
+    contact = f"sips:bob@{kept.status.local};transport=tls"
+    dump = _bindings(k)
+    assert f"Address: {contact}" in dump
+    block = dump.split(f"Address: {contact}")[1]
+    expires = re.search(r"Expires: (\d+)", block.split("Address:")[0])
+    assert expires and 100 <= int(expires.group(1)) <= 120
+    # a second line registers and un-registers: its binding is gone afterwards
+    gone = await register_once(options(k, lab_certs, "tls", **base))
+    assert gone.ok
+    contact2 = f"sips:bob@{gone.status.local};transport=tls"
+    dump = _bindings(k)
+    assert f"Address: {contact2}" not in dump and f"Address: {contact}" in dump
