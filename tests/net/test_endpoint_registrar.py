@@ -228,3 +228,19 @@ async def test_failover_to_the_next_target_on_refused_and_503() -> None:
         await endpoint.close()
         await busy.close()
         await good.close()
+
+
+async def test_udp_via_and_contact_never_carry_the_wildcard_address() -> None:
+    server = await FakeRegistrar("UDP").start()
+    endpoint = Endpoint()  # no listener yet: the registrar opens one on 0.0.0.0
+    reg = line(endpoint, server.uri)
+    try:
+        reg.start()
+        await reg.wait(lambda st: st.registered, 5)
+        request, _ = server.requests[0]
+        assert request.top_via.host == "127.0.0.1"
+        assert "@127.0.0.1:" in (request.headers.get("Contact") or "")
+    finally:
+        await reg.stop()
+        await endpoint.close()
+        await server.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -136,7 +137,10 @@ class Endpoint:
     def _udp_flow(self, peer: Peer) -> Flow | None:
         for host, port in self.transports.listening("UDP"):
             if (":" in host) == (":" in peer.host):
-                return Flow(peer, host, port)
+                wildcard = ipaddress.ip_address(host).is_unspecified
+                # Via and Contact must carry a routable address, never 0.0.0.0/::
+                local = _source_address(peer.host) if wildcard else host
+                return Flow(peer, local, port)
         return None
 
     def add_handler(self, handler: Callable[[bytes, Flow], bool]) -> None:
@@ -280,6 +284,14 @@ class Endpoint:
         for task in list(self._sending):
             task.cancel()
         await self.transports.close()
+
+
+def _source_address(host: str) -> str:
+    """The local address the kernel routes to ``host`` from (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, 9))
+        return str(probe.getsockname()[0])
 
 
 def _is_ip(host: str) -> bool:
