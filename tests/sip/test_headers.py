@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sippa.errors import RemoteProtocolError
+from sippa.errors import LocalProtocolError, RemoteProtocolError
 from sippa.sip.headers import STAR, CSeq, NameAddr, Via, parse_name_addr_list, parse_via_list
 from sippa.sip.uri import Uri
 
@@ -147,3 +147,12 @@ def test_cseq() -> None:
     ):
         with pytest.raises(RemoteProtocolError):
             CSeq.parse(bad)
+
+
+def test_display_name_quoting() -> None:
+    na = NameAddr("BEL:\x07 \"q\" \\", Uri.parse("sip:a@b"))
+    text = str(na)
+    assert text == '"BEL:\\\x07 \\"q\\" \\\\" <sip:a@b>'
+    assert NameAddr.parse(text) == na
+    with pytest.raises(LocalProtocolError):
+        str(NameAddr("two\r\nlines", Uri.parse("sip:a@b")))

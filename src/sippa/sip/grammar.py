@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from sippa.errors import RemoteProtocolError
+from sippa.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "MAX_HEADERS",
@@ -57,6 +57,7 @@ LWS = r"[ \t]+"
 QUOTED_STRING = r'"(?:[^"\\\r\n]++|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*+"'
 QUOTED_STRING_RE = re.compile(QUOTED_STRING)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
+_NEEDS_QUOTED_PAIR = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"\\]')
 
 # Method = INVITEm / ACKm / ... / extension-method ; extension-method = token
 METHOD_RE = re.compile(TOKEN)
@@ -163,8 +164,16 @@ def unquote_string(text: str) -> str:
 
 
 def quote_string(text: str) -> str:
-    """``text`` as a quoted-string: backslash and DQUOTE are escaped (RFC 3261 §25.1)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` as a quoted-string (RFC 3261 §25.1).
+
+    DQUOTE, backslash and control characters become quoted-pairs; CR and LF cannot be
+    represented at all (quoted-pair excludes them), so they are a caller error.
+    """
+    if _NEEDS_QUOTED_PAIR.search(text) is None:
+        return f'"{text}"'
+    if "\r" in text or "\n" in text:
+        raise LocalProtocolError("CR or LF cannot appear in a quoted-string")
+    return '"' + _NEEDS_QUOTED_PAIR.sub(r"\\\g<0>", text) + '"'
 
 
 def split_comma_list(value: str) -> list[str]:
