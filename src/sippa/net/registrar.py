@@ -38,6 +38,7 @@ from sippa.sip.registration import (
     RegistrationConfig,
     RegistrationEvent,
     RegistrationFailed,
+    RegState,
     SendFailure,
     Unregistered,
 )
@@ -176,7 +177,9 @@ class LineRegistrar:
 
     async def _until_stopped(self) -> None:
         async with self._changed:
-            await self._changed.wait_for(lambda: self.registration.status.state.value == "stopped")
+            await self._changed.wait_for(
+                lambda: self.registration.status.state is RegState.STOPPED
+            )
 
     async def wait(self, predicate: Callable[[LineStatus], bool], timeout: float) -> LineStatus:
         """Wait until ``predicate(status)`` holds (raises TimeoutError)."""
@@ -203,7 +206,7 @@ class LineRegistrar:
                     await self._attempt(target)
                     await self._publish()
                     continue
-                if self._stopping and reg.status.state.value == "stopped":
+                if self._stopping and reg.status.state is RegState.STOPPED:
                     await self._publish()
                     return
                 when = reg.get_timer()
@@ -248,7 +251,7 @@ class LineRegistrar:
         outcome = await self._transact(request, flow)
         now = self.clock()
         if isinstance(outcome, Response):
-            self._note_response(outcome, flow, target)
+            self._note_response(outcome, flow)
             reg.response_received(outcome, now)
         else:
             kind, reason = outcome
@@ -356,7 +359,7 @@ class LineRegistrar:
         self._wake.set()
 
     # -- status --------------------------------------------------------------------------
-    def _note_response(self, response: Response, flow: Flow, target: Target) -> None:
+    def _note_response(self, response: Response, flow: Flow) -> None:
         st = self.status
         st.transport = flow.transport
         st.target = f"{flow.peer}"
