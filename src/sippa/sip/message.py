@@ -478,6 +478,14 @@ def parse_message(data: bytes) -> Request | Response:
 
     Datagram rules (RFC 3261 §18.3): octets beyond Content-Length are discarded; fewer octets
     than Content-Length is an error (400); without Content-Length the body runs to the end.
+
+    Checked here: the start line (400; 505 for a version other than SIP/2.0), header syntax,
+    framing, and the headers of §8.1.1 - Via, From, To, Call-ID, CSeq present, single where
+    single-valued, and parseable (400).  Max-Forwards is parsed (0-255) but not required:
+    RFC 2543 peers omit it and RFC 4475 §3.4.1 asks us to accept that (``max_forwards`` is
+    then ``None``).  Once the start line has parsed, errors are :class:`InvalidMessage`
+    carrying what parsed, so the caller can still answer a request statelessly.  Semantic
+    checks (416, CSeq method mismatch...) are in :func:`validate_request`.
     """
     if len(data) > MAX_MESSAGE_SIZE:
         raise RemoteProtocolError("message too large", 513)
