@@ -94,7 +94,9 @@ class Dialog:
             local_seq=request.cseq.seq,
             remote_seq=None,
             local_contact=request.contacts[0] if request.contacts else None,
-            secure=secure or (request.uri.is_secure and request.top_via.transport.upper() == "TLS"),
+            # the session's copy of our request may carry no Via yet: a sips URI goes over TLS
+            secure=secure or (request.uri.is_secure and (
+                not request.vias or request.top_via.transport.upper() == "TLS")),
             state=DialogState.CONFIRMED if 200 <= response.status_code < 300 else DialogState.EARLY,
             is_uac=True,
         )

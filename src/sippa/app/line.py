@@ -1,0 +1,198 @@
+"""One line (Ext n): its settings read from the config store, and what it shows.
+
+:class:`LineConfig` is a frozen snapshot of the ``*_n_`` settings of one line plus the user-level
+defaults it inherits (Secure Call Setting, DND, Call Forward); :class:`Line` holds the running
+part (the registration driver and the status the web page and the CLI show).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sippa.app.security import SecureCallPolicy, policy_from_settings
+from sippa.app.store import ConfigStore
+from sippa.net.registrar import LineRegistrar, LineStatus
+from sippa.sdp import G722, OPUS, PCMA, PCMU, Codec
+from sippa.sip.uri import Uri
+
+__all__ = ["CODECS_BY_SETTING", "Line", "LineConfig", "split_host_port"]
+
+CODECS_BY_SETTING: dict[str, Codec] = {"G711u": PCMU, "G711a": PCMA, "G722": G722, "OPUS": OPUS}
+"""The Preferred Codec choices and the codecs they name."""
+
+
+def split_host_port(text: str) -> tuple[str, int | None]:
+    """``host[:port]`` (IPv6 in brackets) into its parts."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return host, int(port) if port.isdigit() else None
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, int(port) if port.isdigit() else None
+    return text, None
+
+
+def _text(store: ConfigStore, key: str, line: int | None = None) -> str:
+    return str(store.get(key, line))
+
+
+def _flag(store: ConfigStore, key: str, line: int | None = None) -> bool:
+    return bool(store.get(key, line))
+
+
+@dataclass(frozen=True, slots=True)
+class LineConfig:
+    """The settings of one line, as they were when read."""
+
+    number: int
+    enabled: bool
+    display_name: str
+    user_id: str
+    password: str = field(repr=False)
+    auth_id: str
+    """The digest user name (Auth ID when Use Auth ID is on, else User ID)."""
+    proxy: str
+    """SIP domain or proxy ``host[:port]``: the TLS identity checked (RFC 5922)."""
+    outbound_proxy: str
+    """``host[:port]`` every request goes through, or empty."""
+    transport: str
+    """UDP, TCP, TLS or AUTO."""
+    use_dns_srv: bool
+    dns_srv_auto_prefix: bool
+    tls_name_validate: bool
+    register: bool
+    register_expires: int
+    policy: SecureCallPolicy
+    keys_only_over_tls: bool
+    codecs: tuple[Codec, ...]
+    dtmf_method: str
+    """AVT, INFO or Auto."""
+    auto_answer: bool
+    dnd: bool
+    forward: str
+    """Forward every incoming call here (line setting, else the user's), empty for none."""
+    call_waiting: bool
+
+    @classmethod
+    def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
+        """Read line ``n`` (and the user defaults it inherits) from ``store``."""
+        preferred = [
+            _text(store, key, n)
+            for key in ("preferred_codec", "second_preferred_codec", "third_preferred_codec")
+        ]
+        codecs = [CODECS_BY_SETTING[c] for c in preferred if c in CODECS_BY_SETTING]
+        if not _flag(store, "use_pref_codec_only", n):
+            codecs += [c for c in (OPUS, G722, PCMU, PCMA) if c not in codecs]
+        unique = tuple(dict.fromkeys(codecs)) or (PCMU, PCMA)
+        user_id = _text(store, "user_id", n)
+        auth_id = _text(store, "auth_id", n) if _flag(store, "use_auth_id", n) else ""
+        outbound = _text(store, "outbound_proxy", n) if _flag(
+            store, "use_outbound_proxy", n
+        ) else ""
+        return cls(
+            number=n,
+            enabled=_flag(store, "line_enable", n),
+            display_name=_text(store, "display_name", n),
+            user_id=user_id,
+            password=_text(store, "password", n),
+            auth_id=auth_id or user_id,
+            proxy=_text(store, "proxy", n),
+            outbound_proxy=outbound,
+            transport=_text(store, "sip_transport", n),
+            use_dns_srv=_flag(store, "use_dns_srv", n),
+            dns_srv_auto_prefix=_flag(store, "dns_srv_auto_prefix", n),
+            tls_name_validate=_flag(store, "tls_name_validate", n),
+            register=_flag(store, "register", n),
+            register_expires=int(store.get("register_expires", n)),
+            policy=policy_from_settings(
+                _text(store, "secure_call_option", n), _text(store, "secure_call_setting")
+            ),
+            keys_only_over_tls=_flag(store, "mediasec_over_tls_only", n),
+            codecs=unique,
+            dtmf_method=_text(store, "dtmf_tx_method", n),
+            auto_answer=_flag(store, "auto_answer", n),
+            dnd=_flag(store, "dnd", n) or _flag(store, "dnd_setting"),
+            forward=_text(store, "cfwd_all_dest_line", n) or _text(store, "cfwd_all_dest"),
+            call_waiting=_flag(store, "cw_setting"),
+        )
+
+    @property
+    def domain(self) -> str:
+        """The SIP domain (the proxy's host), or 127.0.0.1 for a line without a proxy."""
+        host, _ = split_host_port(self.proxy) if self.proxy else ("127.0.0.1", None)
+        return host
+
+    @property
+    def secure_transport(self) -> bool:
+        return self.transport in ("TLS", "AUTO")
+
+    @property
+    def aor(self) -> Uri:
+        """The line's address of record: ``sips:user@domain`` over TLS, else ``sip:``."""
+        scheme = "sips" if self.transport == "TLS" else "sip"
+        return Uri(scheme, self.user_id or "sippa", None, self.domain)
+
+    @property
+    def proxy_uri(self) -> Uri | None:
+        """Where registrations and calls go first (outbound proxy, else the proxy)."""
+        text = self.outbound_proxy or self.proxy
+        if not text:
+            return None
+        host, port = split_host_port(text)
+        scheme = "sips" if self.transport == "TLS" else "sip"
+        return Uri(scheme, None, None, host, port)
+
+    @property
+    def registers(self) -> bool:
+        """True when this line keeps a registration."""
+        return self.enabled and self.register and bool(self.proxy) and bool(self.user_id)
+
+
+@dataclass(slots=True)
+class Line:
+    """A running line."""
+
+    config: LineConfig
+    registrar: LineRegistrar | None = None
+    status: LineStatus = field(default_factory=LineStatus)
+
+    @property
+    def number(self) -> int:
+        return self.config.number
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the CLI and the API show for the line (never the password)."""
+        cfg = self.config
+        st = self.registrar.status if self.registrar is not None else self.status
+        tls = st.tls
+        return {
+            "line": cfg.number,
+            "enabled": cfg.enabled,
+            "aor": str(cfg.aor) if cfg.user_id else None,
+            "display_name": cfg.display_name or None,
+            "registers": cfg.registers,
+            "registered": st.registered,
+            "state": st.state if cfg.registers else ("direct" if cfg.enabled else "disabled"),
+            "reason": st.reason,
+            "transport": st.transport,
+            "registrar": st.target,
+            "digest_algorithm": st.algorithm,
+            "secure_call": cfg.policy.value,
+            "keys_only_over_tls": cfg.keys_only_over_tls,
+            "tls_name_validate": cfg.tls_name_validate,
+            "dnd": cfg.dnd,
+            "auto_answer": cfg.auto_answer,
+            "forward": cfg.forward or None,
+            "tls": None
+            if tls is None
+            else {
+                "version": tls.version,
+                "cipher": tls.cipher,
+                "group": tls.group,
+                "peer_subject": tls.peer_subject,
+                "verified": tls.verified,
+            },
+        }

@@ -1,0 +1,1160 @@
+"""The Phone: N lines, one SIP endpoint and one media engine, driven from the config store.
+
+::
+
+    store = ConfigStore(path)
+    phone = Phone(store, PhoneOptions(...))
+    await phone.start()                       # listens, registers the lines that register
+    call = await phone.dial("sips:bob@example.test", line=1)
+    await phone.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 10)
+    call.security().padlock                   # True only for validated TLS + SRTP keyed over it
+    await phone.hangup(call.id)
+    await phone.stop()
+
+One sans-IO :class:`~sippa.sip.core.UserAgentCore` serves every line: before each
+out-of-dialog command the phone sets the core's identity (From, Contact user) and first hop
+(the line's registrar flow, its proxy, or the called host for direct calls) to the line's.
+Each call gets an SDP :class:`~sippa.sdp.Negotiator` whose SRTP policy comes from
+:func:`sippa.app.security.plan_offer` (the line's Secure Call setting and "keys only over
+TLS"); agreed media goes to the one :class:`~sippa.media.MediaEngine` as plain parameters.
+Subscribers (web, API, CLI) get :class:`LineChanged` and :class:`CallChanged` events; saving
+settings re-applies the changed lines at once (re-registering them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sippa.app.call import Call, CallState, stream_config
+from sippa.app.history import CallHistory, HistoryEntry
+from sippa.app.line import Line, LineConfig
+from sippa.app.register import make_authorize
+from sippa.app.security import (
+    MediaFacts,
+    OfferPlan,
+    SignallingFacts,
+    check_answer,
+    plan_offer,
+)
+from sippa.app.store import ConfigStore, Key
+from sippa.errors import LocalProtocolError, ProtocolError
+from sippa.media import (
+    AudioSink,
+    AudioSource,
+    DtmfReceived,
+    EngineSettings,
+    MediaEngine,
+    SourceFinished,
+)
+from sippa.net.dns import Resolver, locate, parse_server
+from sippa.net.endpoint import Endpoint, FlowLost
+from sippa.net.ports import PortRange
+from sippa.net.registrar import LineRegistrar
+from sippa.net.tls import TrustStore, make_client_context, tls_server_name
+from sippa.net.transport import Peer, TransportSettings
+from sippa.sdp import (
+    MediaCapabilities,
+    Negotiator,
+    NegotiatorState,
+    SessionDescription,
+    SrtpPolicy,
+)
+from sippa.sip.core import CoreConfig, UserAgentCore, default_port
+from sippa.sip.digest import DigestClient
+from sippa.sip.events import (
+    Address,
+    CallAnswered,
+    CallConfirmed,
+    CallEnded,
+    CallRinging,
+    Event,
+    IncomingCall,
+    ReinviteAnswered,
+    ReinviteFailed,
+    ReinviteReceived,
+    RequestReceived,
+    ResponseReceived,
+)
+from sippa.sip.headers import NameAddr
+from sippa.sip.locate import LocateRequest, TransportChoice
+from sippa.sip.message import Request, Response
+from sippa.sip.registration import RegistrationConfig
+from sippa.sip.timers import TimerConfig
+from sippa.sip.uri import Uri
+
+__all__ = ["CallChanged", "CallError", "LineChanged", "Phone", "PhoneEvent", "PhoneOptions"]
+
+log = logging.getLogger(__name__)
+
+# Settings whose change needs the line's registration redone.
+_REGISTRATION_KEYS = frozenset({
+    "line_enable", "user_id", "password", "use_auth_id", "auth_id", "proxy", "outbound_proxy",
+    "use_outbound_proxy", "register", "register_expires", "use_dns_srv", "dns_srv_auto_prefix",
+    "tls_name_validate", "sip_transport", "display_name",
+})
+_USER_KEYS = frozenset({"secure_call_setting", "dnd_setting", "cfwd_all_dest", "cw_setting"})
+
+
+class CallError(Exception):
+    """A call command that cannot be carried out (the message is for people)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineChanged:
+    """A line's registration state or settings changed."""
+
+    line: int
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallChanged:
+    """A call changed state (or its media or security did)."""
+
+    call: str
+    state: str
+    info: dict[str, Any]
+
+
+PhoneEvent = LineChanged | CallChanged
+
+
+@dataclass(slots=True)
+class PhoneOptions:
+    """How the phone runs (what is not a user setting: addresses, certificates, trust)."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on for SIP and RTP."""
+    udp_port: int | None = 0
+    """SIP over UDP (0: any port, None: do not listen)."""
+    tcp_port: int | None = 0
+    tls_port: int | None = 0
+    """SIP over TLS; needs ``tls_cert``/``tls_key``."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ca_files: list[Path] = field(default_factory=list)
+    """Extra trust anchors (PEM files)."""
+    extra_ca_pem: list[bytes] = field(default_factory=list)
+    """Extra trust anchors (PEM data), e.g. the built-in echo service's certificate."""
+    system_ca: bool = True
+    dns: str | None = None
+    """DNS server ``ip[:port]``; default: the DNS Server setting, else the system's."""
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Short names that dial a URI (``echo`` -> the echo service)."""
+    incoming_media: Callable[[Call], tuple[AudioSource | None, AudioSink | None]] | None = None
+    """Source and sink for answered incoming calls (default: silence, nothing played)."""
+    history: bool = True
+    """Keep a call history (in the settings database)."""
+
+
+def _uri_of(text: str) -> Uri:
+    return Uri.parse(text)
+
+
+class Phone:
+    """The phone (see the module docstring)."""
+
+    def __init__(self, store: ConfigStore, options: PhoneOptions | None = None) -> None:
+        self.store = store
+        self.options = options or PhoneOptions()
+        self.lines: dict[int, Line] = {
+            n: Line(LineConfig.from_store(store, n)) for n in range(1, store.lines + 1)
+        }
+        self.calls: dict[str, Call] = {}
+        self.history = CallHistory(store.path) if self.options.history else None
+        self.endpoint: Endpoint | None = None
+        self.core: UserAgentCore | None = None
+        self.media: MediaEngine | None = None
+        self._subscribers: list[Callable[[PhoneEvent], None]] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._base: CoreConfig | None = None
+        self._digest: dict[int, DigestClient] = {}
+        self._insecure_names: set[str] = set()
+        self._tls_ok: ssl.SSLContext | None = None
+        self._tls_insecure: ssl.SSLContext | None = None
+        self._resolver: Resolver | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._transfers: dict[str, str] = {}  # new call -> the call that REFERred us
+        self.local: dict[str, tuple[str, int]] = {}
+        """Where we listen: transport -> (host, port)."""
+
+    # --- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Listen, start the media engine, register the lines."""
+        self._loop = asyncio.get_running_loop()
+        opts, store = self.options, self.store
+        self.media = MediaEngine(
+            EngineSettings(
+                rtp_port_min=int(store.get("rtp_port_min")),
+                rtp_port_max=int(store.get("rtp_port_max")),
+                bind_host=opts.host,
+            )
+        )
+        await self.media.start()
+        trust = TrustStore.from_files([str(p) for p in opts.ca_files], system=opts.system_ca)
+        for i, pem in enumerate(opts.extra_ca_pem):
+            trust.add_pem_data(pem, f"extra-{i}")
+        self._tls_ok = make_client_context(trust, verify=True, require_group_policy=False)
+        self._tls_insecure = make_client_context(trust, verify=False, require_group_policy=False)
+        server_ctx: ssl.SSLContext | None = None
+        if opts.tls_port is not None and opts.tls_cert is not None:
+            server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            server_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            server_ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+        ports = PortRange.narrowed(
+            int(store.get("sip_tcp_port_min")), int(store.get("sip_tcp_port_max"))
+        )
+        keepalive = float(store.get("nat_keep_alive_intvl"))
+        self.endpoint = Endpoint(
+            on_event=self._on_event,
+            settings=TransportSettings(tcp_ports=ports, keepalive_interval=keepalive),
+            tls_client=self._tls_context,
+            tls_server=server_ctx,
+        )
+        local: list[Address] = []
+        for transport, port in (("tls", opts.tls_port), ("tcp", opts.tcp_port),
+                                ("udp", opts.udp_port)):
+            if port is None or (transport == "tls" and server_ctx is None):
+                continue
+            host, bound = await self.endpoint.listen(transport.upper(), opts.host, port)
+            self.local[transport] = (host, bound)
+            local.append(Address(transport, host, bound))
+        if not local:
+            raise CallError("the phone listens on no transport")
+        timers = TimerConfig(
+            t1=float(store.get("sip_t1")), t2=float(store.get("sip_t2")),
+            t4=float(store.get("sip_t4")),
+        )
+        self._base = CoreConfig(
+            local=tuple(local),
+            aor=NameAddr(None, Uri("sip", "sippa", None, opts.host)),
+            contact_user="sippa",
+            timers=timers,
+            user_agent=str(store.get("sip_user_agent_name")).replace("$VERSION", "0.1"),
+        )
+        self.core = UserAgentCore(
+            self._base,
+            ids=lambda: secrets.token_hex(8),
+            rand=lambda: secrets.randbits(53) / float(1 << 53),
+            authorize=self._authorize,
+        )
+        self.endpoint.core = self.core
+        dns = opts.dns or str(store.get("dns_server"))
+        self._resolver = Resolver(*parse_server(dns)) if dns else Resolver()
+        for line in self.lines.values():
+            self._start_line(line)
+        self._unsubscribe = store.subscribe(self._on_settings)
+
+    async def stop(self) -> None:
+        """Hang up every call, un-register, close everything."""
+        if self._unsubscribe is not None:
+            with contextlib.suppress(ValueError):
+                self._unsubscribe()
+            self._unsubscribe = None
+        for call in list(self.calls.values()):
+            if not call.is_over:
+                with contextlib.suppress(CallError, ProtocolError):
+                    await self.hangup(call.id, reason="the phone stopped")
+        deadline = time.monotonic() + 2.0
+        while any(not c.is_over for c in self.calls.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for call in list(self.calls.values()):
+            if not call.is_over:
+                await self._finish(call, "the phone stopped", None)
+        for line in self.lines.values():
+            await self._stop_line(line)
+        for task in list(self._tasks):
+            task.cancel()
+        if self.endpoint is not None:
+            await self.endpoint.close()
+        if self.media is not None:
+            await self.media.stop()
+        if self.history is not None:
+            self.history.close()
+
+    async def __aenter__(self) -> Phone:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- subscribers --------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[PhoneEvent], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` on every line and call change; returns the unsubscriber."""
+        self._subscribers.append(listener)
+        return lambda: self._subscribers.remove(listener)
+
+    def _emit(self, event: PhoneEvent) -> None:
+        for listener in list(self._subscribers):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a phone listener failed")
+
+    def _call_changed(self, call: Call) -> None:
+        call.changed.set()
+        self._emit(CallChanged(call.id, call.state.value, call.as_dict()))
+
+    # --- lines --------------------------------------------------------------------------------
+    def _tls_context(self, server_name: str | None) -> ssl.SSLContext:
+        insecure = server_name is not None and server_name in self._insecure_names
+        ctx = self._tls_insecure if insecure else self._tls_ok
+        if ctx is None:
+            raise ssl.SSLError("the phone is not started")
+        return ctx
+
+    def _start_line(self, line: Line) -> None:
+        cfg = line.config
+        if not cfg.tls_name_validate and cfg.proxy:
+            self._insecure_names.add(tls_server_name(cfg.domain))
+        if cfg.enabled and cfg.user_id:
+            self._digest[cfg.number] = DigestClient(
+                cfg.auth_id,
+                cfg.password,
+                cnonce=lambda: secrets.token_hex(16),
+                follow_server_order=str(self.store.get("digest_algorithm_order"))
+                == "Server Order",
+                allow_md5=bool(self.store.get("digest_allow_md5")),
+            )
+        if not cfg.registers or self.endpoint is None or self._resolver is None:
+            self._emit(LineChanged(cfg.number, line.as_dict()))
+            return
+        authorize = make_authorize(
+            cfg.auth_id,
+            cfg.password,
+            order="server"
+            if str(self.store.get("digest_algorithm_order")) == "Server Order"
+            else "strongest",
+            allow_md5=bool(self.store.get("digest_allow_md5")),
+        )
+        reg_config = RegistrationConfig(
+            cfg.aor,
+            expires=cfg.register_expires,
+            retry_base=float(self.store.get("reg_retry_intvl")),
+            retry_max=float(self.store.get("reg_retry_long_intvl")),
+            display_name=cfg.display_name or None,
+        )
+        registrar = LineRegistrar(
+            self.endpoint,
+            reg_config,
+            authorize,
+            self._resolver,
+            proxy=cfg.proxy_uri,
+            transport=TransportChoice(cfg.transport),
+            timers=self._base.timers if self._base else TimerConfig(),
+            name=f"ext{cfg.number}",
+            on_event=functools.partial(self._line_event_any, cfg.number),
+        )
+        line.registrar = registrar
+        registrar.start()
+        self._emit(LineChanged(cfg.number, line.as_dict()))
+
+    def _line_event_any(self, number: int, _event: object) -> None:
+        self._line_event(number)
+
+    def _line_event(self, number: int) -> None:
+        line = self.lines.get(number)
+        if line is not None:
+            self._emit(LineChanged(number, line.as_dict()))
+
+    async def _stop_line(self, line: Line) -> None:
+        registrar, line.registrar = line.registrar, None
+        if registrar is not None:
+            with contextlib.suppress(Exception):
+                await registrar.stop(timeout=3.0)
+            line.status = registrar.status
+
+    async def wait_registered(self, number: int, timeout: float) -> bool:
+        """Wait until line ``number`` is registered (False on failure or timeout)."""
+        registrar = self.lines[number].registrar
+        if registrar is None:
+            return False
+        if registrar.status.registered:
+            return True
+        with contextlib.suppress(TimeoutError):
+            status = await registrar.wait_outcome(timeout)
+            return status.registered
+        return False
+
+    def _on_settings(self, changes: dict[Key, Any]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        lines = {n for (key, n) in changes if n}
+        if any(key in _USER_KEYS for key, _ in changes):
+            lines |= set(self.lines)
+        redo = {n for (key, n) in changes if n and key in _REGISTRATION_KEYS}
+
+        def apply() -> None:
+            task = loop.create_task(self._apply_settings(lines, redo))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        loop.call_soon_threadsafe(apply)
+
+    async def _apply_settings(self, lines: set[int], redo: set[int]) -> None:
+        """Apply saved settings live: new line configs, re-registration where needed."""
+        for n in sorted(lines):
+            line = self.lines.get(n)
+            if line is None:
+                continue
+            if n in redo:
+                await self._stop_line(line)
+                line.config = LineConfig.from_store(self.store, n)
+                self._start_line(line)
+            else:
+                line.config = LineConfig.from_store(self.store, n)
+                self._emit(LineChanged(n, line.as_dict()))
+
+    # --- SIP identity and routing ---------------------------------------------------------------
+    def _authorize(self, request: Request, response: Response) -> Any:
+        """Answer a 401/407 on a call with the credentials of the line it belongs to."""
+        number = self._line_of_identity(request.from_.uri)
+        client = self._digest.get(number)
+        if client is None:
+            raise LocalProtocolError("no credentials for this line", 401)
+        return client.authorize(request, response)
+
+    def _line_of_identity(self, uri: Uri) -> int:
+        for n, line in self.lines.items():
+            if line.config.enabled and line.config.user_id and line.config.user_id == uri.user:
+                return n
+        return self._default_line()
+
+    def _default_line(self) -> int:
+        for n, line in self.lines.items():
+            if line.config.enabled:
+                return n
+        return 1
+
+    def _use_line(self, cfg: LineConfig, hop: Uri | None) -> None:
+        """Set the core's identity and first hop to the line's (before a command)."""
+        if self.core is None or self._base is None:
+            raise CallError("the phone is not started")
+        display = cfg.display_name or None
+        self.core.config = replace(
+            self._base,
+            aor=NameAddr(display, cfg.aor),
+            contact_user=cfg.user_id or "sippa",
+            outbound_proxy=hop,
+        )
+
+    def _target_uri(self, target: str, cfg: LineConfig) -> Uri:
+        """A dialled string as a URI: aliases, full URIs, ``user@host``, or a number."""
+        target = self.options.aliases.get(target.strip(), target.strip())
+        if not target:
+            raise CallError("nothing to call")
+        scheme = "sips" if cfg.transport == "TLS" else "sip"
+        lower = target.lower()
+        if lower.startswith(("sip:", "sips:")):
+            text = target
+        elif "@" in target:
+            text = f"{scheme}:{target}"
+        elif cfg.proxy:
+            text = f"{scheme}:{target}@{cfg.domain}"  # a number: user@line domain
+        else:
+            text = f"{scheme}:{target}"  # a host of its own
+        try:
+            return Uri.parse(text)
+        except ProtocolError as exc:
+            raise CallError(f"cannot call {target!r}: {exc.reason}") from None
+
+    async def _first_hop(
+        self, cfg: LineConfig, uri: Uri
+    ) -> tuple[Uri | None, Peer, str | None]:
+        """(route for the core, the first-hop peer, the TLS name it must prove)."""
+        registrar = self.lines[cfg.number].registrar
+        own_domain = cfg.proxy and uri.host.lower() == cfg.domain.lower()
+        if own_domain and registrar is not None and registrar.status.target:
+            kind, _, rest = registrar.status.target.partition(":")
+            host, _, port_text = rest.rpartition(":")
+            peer = Peer.of(kind, host.strip("[]"), int(port_text))
+            return self._hop(peer), peer, tls_server_name(cfg.domain)
+        where = cfg.proxy_uri if own_domain and cfg.proxy_uri is not None else uri
+        if own_domain and cfg.outbound_proxy:
+            where = cfg.proxy_uri or uri
+        transport = (where.transport or ("tls" if where.is_secure else None))
+        choice = TransportChoice(transport.upper()) if transport else TransportChoice(
+            cfg.transport
+        )
+        if _is_ip(where.host):
+            t = (transport or ("tls" if choice in (TransportChoice.TLS, TransportChoice.AUTO)
+                               else choice.value.lower()))
+            peer = Peer.of(t, where.host, where.port or default_port(t))
+            return self._hop(peer), peer, tls_server_name(where.host)
+        if self._resolver is None:
+            raise CallError("the phone is not started")
+        request = LocateRequest.from_uri(
+            where, transport=choice, use_srv=cfg.use_dns_srv,
+            srv_auto_prefix=cfg.dns_srv_auto_prefix,
+        )
+        result = await locate(request, self._resolver)
+        if not result.targets:
+            raise CallError(f"cannot locate {where.host}: {result.error or 'no targets'}")
+        t0 = result.targets[0]
+        peer = Peer.of(t0.transport.value, t0.address, t0.port)
+        return self._hop(peer), peer, t0.tls_server_name
+
+    @staticmethod
+    def _hop(peer: Peer) -> Uri:
+        return Uri("sip", None, None, peer.host, peer.port,
+                   (("transport", peer.transport.lower()), ("lr", None)))
+
+    def _signalling(self, peer: Peer | None, cfg: LineConfig) -> SignallingFacts:
+        """How this call's SIP travels to the first hop, from the live connection."""
+        if peer is None:
+            return SignallingFacts("UDP")
+        if peer.transport != "TLS" or self.endpoint is None:
+            return SignallingFacts(peer.transport)
+        conn = self.endpoint.transports.connections.get(peer)
+        tls = conn.flow.tls if conn is not None and conn.flow is not None else None
+        validated = bool(conn is not None and conn.outgoing and tls is not None and tls.verified)
+        return SignallingFacts(
+            "TLS",
+            certificate_validated=validated,
+            tls_version=tls.version if tls else None,
+            cipher=tls.cipher if tls else None,
+            group=tls.group if tls else None,
+            peer_subject=tls.peer_subject if tls else None,
+            validation_disabled=not cfg.tls_name_validate and bool(conn and conn.outgoing),
+        )
+
+    # --- offers -------------------------------------------------------------------------------
+    def _negotiator(self, cfg: LineConfig, plan: OfferPlan, port: int) -> Negotiator:
+        if not plan.include_crypto:
+            srtp = SrtpPolicy.OFF
+        elif plan.profile == "RTP/SAVP":
+            srtp = SrtpPolicy.MANDATORY
+        else:
+            srtp = SrtpPolicy.BEST_EFFORT
+        ptime = round(float(self.store.get("rtp_packet_size")) * 1000)
+        caps = MediaCapabilities(
+            address=self.options.host,
+            port=port,
+            codecs=cfg.codecs,
+            ptime=ptime,
+            srtp=srtp,
+            rtcp_mux=True,
+            username="sippa",
+        )
+        return Negotiator(
+            caps,
+            session_id=secrets.randbits(62),
+            session_version=secrets.randbits(30),
+            random_bytes=secrets.token_bytes,
+        )
+
+    def _now(self) -> float:
+        return self.endpoint.clock() if self.endpoint is not None else time.monotonic()
+
+    def _pump(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.pump()
+
+    # --- commands -----------------------------------------------------------------------------
+    async def dial(
+        self,
+        target: str,
+        line: int | None = None,
+        *,
+        source: AudioSource | None = None,
+        sink: AudioSink | None = None,
+        record_sent: AudioSink | None = None,
+    ) -> Call:
+        """Call ``target`` (URI, ``user@host``, a number, or an alias) from ``line``."""
+        if self.core is None or self.media is None:
+            raise CallError("the phone is not started")
+        number = line or self._default_line()
+        if number not in self.lines:
+            raise CallError(f"no line {number} (lines 1..{len(self.lines)})")
+        cfg = self.lines[number].config
+        uri = self._target_uri(target, cfg)
+        hop, peer, server_name = await self._first_hop(cfg, uri)
+        plan = plan_offer(
+            cfg.policy,
+            signalling_is_tls=peer.transport == "TLS",
+            keys_only_over_tls=cfg.keys_only_over_tls,
+        )
+        if not plan.allowed:
+            self._record_refused(number, str(uri), plan.reason or "refused by policy")
+            raise CallError(plan.reason or "the secure-call policy refuses this call")
+        if server_name is not None and peer.transport == "TLS":
+            self.endpoint.expect_identity(peer, server_name)  # type: ignore[union-attr]
+            if not cfg.tls_name_validate:
+                self._insecure_names.add(server_name)
+        port = self.media.reserve_port(rtcp_mux=True)
+        neg = self._negotiator(cfg, plan, port)
+        offer = neg.create_offer()
+        self._use_line(cfg, hop)
+        handle = self.core.invite(uri, self._now(), body=bytes(offer))
+        call = Call(handle, number, "outgoing", str(uri), cfg.policy, neg, port)
+        call.source, call.sink, call.record_sent = source, sink, record_sent
+        call.first_hop = peer
+        call.signalling = SignallingFacts(peer.transport)
+        self.calls[handle] = call
+        log.info("[%s] ext%d calling %s via %s (%s)", handle, number, uri, peer, plan.profile)
+        self._pump()
+        self._call_changed(call)
+        return call
+
+    def _record_refused(self, line: int, remote: str, reason: str) -> None:
+        if self.history is not None:
+            self.history.add(HistoryEntry(time.time(), line, "outgoing", remote, False, 0.0,
+                                          reason, None, False, None))
+
+    def _call(self, call_id: str | None, *states: CallState) -> Call:
+        if call_id is None:
+            for candidate in reversed(list(self.calls.values())):
+                if not candidate.is_over and (not states or candidate.state in states):
+                    return candidate
+            raise CallError("no such call")
+        call = self.calls.get(call_id)
+        if call is None or call.is_over:
+            raise CallError(f"no call {call_id!r}")
+        if states and call.state not in states:
+            raise CallError(f"call {call_id} is {call.state.value}")
+        return call
+
+    async def answer(self, call_id: str | None = None) -> Call:
+        """Answer a ringing incoming call (the latest one when no id is given)."""
+        call = self._call(call_id, CallState.INCOMING)
+        self._answer(call)
+        return call
+
+    def _answer(self, call: Call) -> None:
+        if self.core is None:
+            raise CallError("the phone is not started")
+        cfg = self.lines[call.line].config
+        self._use_line(cfg, None)
+        if call.delayed_offer:
+            body = bytes(call.negotiator.create_offer())
+        else:
+            sdp = call.negotiator.local_sdp
+            if sdp is None:
+                raise CallError("no answer prepared")
+            body = bytes(sdp)
+        if call.source is None and call.sink is None and self.options.incoming_media is not None:
+            call.source, call.sink = self.options.incoming_media(call)
+        self.core.answer(call.id, self._now(), body=body)
+        call.state = CallState.ACTIVE
+        call.answered = time.time()
+        if call.params is not None:
+            self._start_media(call)
+        self._pump()
+        self._call_changed(call)
+
+    async def reject(self, call_id: str | None = None, status: int = 486) -> Call:
+        """Refuse a ringing incoming call (486 Busy Here or 603 Decline)."""
+        call = self._call(call_id, CallState.INCOMING)
+        if status not in (486, 603, 480, 488):
+            raise CallError("reject with 486, 603, 480 or 488")
+        call.end_reason = "rejected by us"
+        self.core.reject(call.id, self._now(), status)  # type: ignore[union-attr]
+        self._pump()
+        return call
+
+    async def hangup(self, call_id: str | None = None, *, reason: str | None = None) -> Call:
+        """End a call whatever its state (CANCEL, 603, or BYE)."""
+        call = self._call(call_id)
+        call.end_reason = call.end_reason or reason or "hung up by us"
+        try:
+            self.core.hangup(call.id, self._now())  # type: ignore[union-attr]
+        except ProtocolError as exc:
+            await self._finish(call, call.end_reason, None)
+            raise CallError(exc.reason) from None
+        self._pump()
+        return call
+
+    async def hold(self, call_id: str | None = None) -> Call:
+        """Put an active call on hold (re-INVITE with a sendonly offer, RFC 3264 §8.4)."""
+        call = self._call(call_id, CallState.ACTIVE)
+        offer = call.negotiator.hold_offer()
+        call.pending_hold = True
+        self.core.reinvite(call.id, self._now(), body=bytes(offer))  # type: ignore[union-attr]
+        self._pump()
+        return call
+
+    async def resume(self, call_id: str | None = None) -> Call:
+        """Take a held call off hold (re-INVITE with a sendrecv offer)."""
+        call = self._call(call_id, CallState.HELD)
+        offer = call.negotiator.resume_offer()
+        call.pending_hold = False
+        self.core.reinvite(call.id, self._now(), body=bytes(offer))  # type: ignore[union-attr]
+        self._pump()
+        return call
+
+    async def send_dtmf(self, digits: str, call_id: str | None = None) -> str:
+        """Send DTMF: RFC 4733 when agreed (and the line allows), else SIP INFO.
+
+        Returns the method used ("rfc4733" or "info")."""
+        call = self._call(call_id, CallState.ACTIVE, CallState.HELD)
+        cfg = self.lines[call.line].config
+        stream = call.stream
+        avt_ok = stream is not None and call.params is not None and (
+            call.params.telephone_event_pt is not None
+        )
+        if cfg.dtmf_method != "INFO" and avt_ok and stream is not None:
+            try:
+                stream.send_dtmf(digits)
+            except (ValueError, ProtocolError) as exc:
+                raise CallError(f"bad DTMF {digits!r}: {exc}") from None
+            return "rfc4733"
+        if cfg.dtmf_method == "AVT":
+            raise CallError("telephone-event was not agreed and the line sends DTMF only as AVT")
+        for digit in digits:
+            if digit.upper() not in "0123456789*#ABCD":
+                raise CallError(f"bad DTMF digit {digit!r}")
+            body = f"Signal={digit}\r\nDuration=160\r\n".encode()
+            self.core.send_request(  # type: ignore[union-attr]
+                "INFO", cfg.aor, self._now(), call=call.id, body=body,
+                content_type="application/dtmf-relay",
+            )
+        self._pump()
+        return "info"
+
+    async def transfer(self, target: str, call_id: str | None = None) -> Call:
+        """Blind transfer (RFC 3515): REFER the peer to ``target``."""
+        call = self._call(call_id, CallState.ACTIVE, CallState.HELD)
+        cfg = self.lines[call.line].config
+        uri = self._target_uri(target, cfg)
+        self.core.send_request(  # type: ignore[union-attr]
+            "REFER", uri, self._now(), call=call.id,
+            headers=[("Refer-To", f"<{uri}>"), ("Referred-By", f"<{cfg.aor}>")],
+        )
+        self._pump()
+        return call
+
+    async def wait_call(
+        self, call_id: str, predicate: Callable[[Call], bool], timeout: float
+    ) -> Call:
+        """Wait until ``predicate(call)`` holds (raises TimeoutError)."""
+        call = self.calls[call_id]
+
+        async def waiter() -> None:
+            while not predicate(call):
+                call.changed.clear()
+                await call.changed.wait()
+
+        await asyncio.wait_for(waiter(), timeout)
+        return call
+
+    def status(self) -> dict[str, Any]:
+        """Lines, calls and their security, for the CLI and the API."""
+        return {
+            "lines": [line.as_dict() for line in self.lines.values()],
+            "calls": [c.as_dict() for c in self.calls.values() if not c.is_over],
+            "listening": {t: f"{h}:{p}" for t, (h, p) in self.local.items()},
+        }
+
+    # --- core events --------------------------------------------------------------------------
+    def _on_event(self, event: Event | FlowLost) -> None:
+        try:
+            self._dispatch(event)
+        except ProtocolError as exc:
+            log.info("event %s refused: %s", type(event).__name__, exc.reason)
+
+    def _dispatch(self, event: Event | FlowLost) -> None:
+        if isinstance(event, IncomingCall):
+            self._on_incoming(event)
+        elif isinstance(event, CallRinging):
+            self._on_ringing(event)
+        elif isinstance(event, CallAnswered):
+            self._on_answered(event)
+        elif isinstance(event, CallConfirmed):
+            self._on_confirmed(event)
+        elif isinstance(event, CallEnded):
+            call = self.calls.get(event.call)
+            if call is not None:
+                self._spawn(self._finish(call, _ended_reason(event), event.status))
+        elif isinstance(event, ReinviteReceived):
+            self._on_reinvite(event)
+        elif isinstance(event, ReinviteAnswered):
+            self._on_reinvite_answered(event)
+        elif isinstance(event, ReinviteFailed):
+            call = self.calls.get(event.call)
+            if call is not None and call.negotiator.state is NegotiatorState.LOCAL_OFFER:
+                call.negotiator.cancel_offer()
+                self._call_changed(call)
+        elif isinstance(event, RequestReceived):
+            self._on_request(event)
+        elif isinstance(event, ResponseReceived):
+            self._on_response(event)
+        elif isinstance(event, FlowLost):
+            log.info("flow lost: %s (%s)", event.peer, event.reason)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _incoming_line(self, request: Request) -> int:
+        for uri in (request.uri, request.to.uri):
+            for n, line in self.lines.items():
+                cfg = line.config
+                if cfg.enabled and cfg.user_id and uri.user == cfg.user_id:
+                    return n
+        return self._default_line()
+
+    def _on_incoming(self, event: IncomingCall) -> None:
+        assert self.core is not None and self.media is not None
+        request = event.request
+        number = self._incoming_line(request)
+        cfg = self.lines[number].config
+        via = request.top_via
+        rport = via.rport
+        port = rport if isinstance(rport, int) and rport is not True else via.port
+        peer = Peer.of(via.transport, via.received or via.host,
+                       port or default_port(via.transport))
+        now = self._now()
+        busy = [c for c in self.calls.values() if c.line == number and not c.is_over]
+        remote = str(request.from_.uri)
+        if cfg.dnd:
+            self._record_refused_incoming(number, remote, "do not disturb", 486)
+            self.core.reject(event.call, now, 486)
+            self._pump()
+            return
+        if len(busy) >= (2 if cfg.call_waiting else 1):
+            self._record_refused_incoming(number, remote, "busy", 486)
+            self.core.reject(event.call, now, 486)
+            self._pump()
+            return
+        plan = plan_offer(cfg.policy, signalling_is_tls=peer.transport == "TLS",
+                          keys_only_over_tls=cfg.keys_only_over_tls)
+        if not plan.allowed:
+            self._record_refused_incoming(number, remote, plan.reason or "policy", 488)
+            self.core.reject(event.call, now, 488)
+            self._pump()
+            return
+        port = self.media.reserve_port(rtcp_mux=True)
+        neg = self._negotiator(cfg, plan, port)
+        call = Call(event.call, number, "incoming", remote, cfg.policy, neg, port,
+                    state=CallState.INCOMING)
+        call.first_hop = peer
+        call.signalling = self._signalling(peer, cfg)
+        self.calls[event.call] = call
+        self._expect_contact(request, request.contacts)
+        if event.body:
+            try:
+                _, params = neg.receive_offer(SessionDescription.parse(event.body))
+            except ProtocolError as exc:
+                call.end_reason = f"refused the offer: {exc.reason}"
+                call.offer_refused = exc.reason
+                self.core.reject(event.call, now, exc.status_code if exc.status_code >= 400
+                                 else 488)
+                self._pump()
+                return
+            call.params = params
+        else:
+            call.delayed_offer = True
+        log.info("[%s] ext%d incoming call from %s", call.id, number, remote)
+        self.core.ringing(event.call, now, 180)
+        self._pump()
+        self._call_changed(call)
+        if cfg.auto_answer:
+            self._answer(call)
+
+    def _expect_contact(self, message: Request | Response, contacts: list[NameAddr]) -> None:
+        """In-dialog requests to a TLS Contact must prove the Contact's host (RFC 5922 §7.2)
+        when no proxy stays in the path."""
+        if self.endpoint is None or not contacts or message.record_routes:
+            return
+        uri = contacts[0].uri
+        transport = (uri.transport or ("tls" if uri.is_secure else "udp")).upper()
+        if transport == "TLS" and uri.host:
+            peer = Peer.of("TLS", uri.host, uri.port or 5061)
+            self.endpoint.expect_identity(peer, tls_server_name(uri.host))
+
+    def _record_refused_incoming(self, line: int, remote: str, reason: str, status: int) -> None:
+        if self.history is not None:
+            self.history.add(HistoryEntry(time.time(), line, "incoming", remote, False, 0.0,
+                                          reason, status, False, None))
+
+    def _apply_answer(self, call: Call, body: bytes) -> bool:
+        """Take the peer's answer; end the call with the reason when it is unacceptable."""
+        try:
+            params = call.negotiator.receive_answer(SessionDescription.parse(body))
+        except ProtocolError as exc:
+            with contextlib.suppress(LocalProtocolError):
+                call.negotiator.cancel_offer()
+            self._end_for(call, f"unacceptable answer: {exc.reason}")
+            return False
+        media = MediaFacts(params.srtp_suite, srtp_reason=params.srtp_reason)
+        problem = check_answer(call.policy, media)
+        if problem is not None:
+            self._end_for(call, problem)
+            return False
+        call.params = params
+        return True
+
+    def _end_for(self, call: Call, reason: str) -> None:
+        log.info("[%s] ending the call: %s", call.id, reason)
+        call.end_reason = reason
+        with contextlib.suppress(ProtocolError):
+            self.core.hangup(call.id, self._now())  # type: ignore[union-attr]
+        self._pump()
+
+    def _on_ringing(self, event: CallRinging) -> None:
+        call = self.calls.get(event.call)
+        if call is None:
+            return
+        call.state = CallState.RINGING
+        call.signalling = self._signalling(call.first_hop,
+                                           self.lines[call.line].config)
+        early = event.body and call.negotiator.state is NegotiatorState.LOCAL_OFFER
+        if early and self._apply_answer(call, event.body):
+            self._start_media(call)  # early media (183)
+        self._call_changed(call)
+
+    def _on_answered(self, event: CallAnswered) -> None:
+        call = self.calls.get(event.call)
+        if call is None:
+            return
+        call.signalling = self._signalling(call.first_hop,
+                                           self.lines[call.line].config)
+        self._expect_contact(event.response, event.response.contacts)
+        if call.negotiator.state is NegotiatorState.LOCAL_OFFER:
+            if not event.body:
+                self._end_for(call, "the answer carried no SDP")
+                return
+            if not self._apply_answer(call, event.body):
+                return
+        call.state = CallState.ACTIVE
+        call.answered = time.time()
+        self._start_media(call)
+        transferred = self._transfers.pop(call.id, None)
+        if transferred is not None:
+            self._notify_refer(transferred, "SIP/2.0 200 OK", final=True)
+        self._call_changed(call)
+
+    def _on_confirmed(self, event: CallConfirmed) -> None:
+        call = self.calls.get(event.call)
+        if call is None:
+            return
+        if call.delayed_offer and call.negotiator.state is NegotiatorState.LOCAL_OFFER:
+            if not event.body or not self._apply_answer(call, event.body):
+                if not event.body:
+                    self._end_for(call, "the ACK carried no answer")
+                return
+            self._start_media(call)
+        self._call_changed(call)
+
+    def _on_reinvite(self, event: ReinviteReceived) -> None:
+        call = self.calls.get(event.call)
+        if call is None or self.core is None:
+            return
+        now = self._now()
+        if not event.body:
+            self.core.reject_reinvite(call.id, now, 488)
+            self._pump()
+            return
+        try:
+            answer, params = call.negotiator.receive_offer(SessionDescription.parse(event.body))
+        except ProtocolError as exc:
+            self.core.reject_reinvite(call.id, now, exc.status_code if exc.status_code >= 400
+                                      else 488)
+            self._pump()
+            return
+        problem = check_answer(call.policy, MediaFacts(params.srtp_suite,
+                                                      srtp_reason=params.srtp_reason))
+        if problem is not None:
+            self.core.reject_reinvite(call.id, now, 488)
+            self._pump()
+            return
+        self.core.accept_reinvite(call.id, now, body=bytes(answer))
+        call.params = params
+        self._update_media(call)
+        self._pump()
+        self._call_changed(call)
+
+    def _on_reinvite_answered(self, event: ReinviteAnswered) -> None:
+        call = self.calls.get(event.call)
+        if call is None or call.negotiator.state is not NegotiatorState.LOCAL_OFFER:
+            return
+        if not self._apply_answer(call, event.body):
+            return
+        hold = call.pending_hold
+        call.state = CallState.HELD if hold else CallState.ACTIVE
+        self._update_media(call)
+        self._call_changed(call)
+
+    # --- in-dialog requests: INFO (DTMF), REFER (transfer), NOTIFY ----------------------------
+    def _on_request(self, event: RequestReceived) -> None:
+        assert self.core is not None
+        request, now = event.request, self._now()
+        method = request.method
+        call = self.calls.get(event.call) if event.call else None
+        if method == "INFO" and call is not None:
+            digit = _info_digit(request.body)
+            if digit is not None:
+                call.dtmf_received.append(digit)
+                self._call_changed(call)
+            self.core.respond(event.transaction, 200, now)
+        elif method == "REFER" and call is not None:
+            refer_to = request.headers.get("Refer-To")
+            if not refer_to:
+                self.core.respond(event.transaction, 400, now, reason="Missing Refer-To")
+            else:
+                self.core.respond(event.transaction, 202, now)
+                self._pump()
+                self._spawn(self._follow_refer(call, refer_to))
+        elif method in ("NOTIFY", "OPTIONS", "MESSAGE"):
+            self.core.respond(event.transaction, 200, now)
+        else:
+            self.core.respond(event.transaction, 501, now)
+        self._pump()
+
+    async def _follow_refer(self, call: Call, refer_to: str) -> None:
+        """RFC 3515 §2.4: call the Refer-To target, report progress with NOTIFY."""
+        try:
+            target = NameAddr.parse(refer_to).uri
+        except ProtocolError:
+            self._notify_refer(call.id, "SIP/2.0 400 Bad Refer-To", final=True)
+            return
+        self._notify_refer(call.id, "SIP/2.0 100 Trying", final=False)
+        try:
+            new = await self.dial(str(target.without_params("method")), call.line)
+        except (CallError, ProtocolError) as exc:
+            log.info("[%s] transfer failed: %s", call.id, exc)
+            self._notify_refer(call.id, "SIP/2.0 503 Service Unavailable", final=True)
+            return
+        new.transfer_from = call.id
+        self._transfers[new.id] = call.id
+
+    def _notify_refer(self, call_id: str, sipfrag: str, *, final: bool) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.is_over or self.core is None:
+            return
+        state = "terminated;reason=noresource" if final else "active;expires=60"
+        cfg = self.lines[call.line].config
+        with contextlib.suppress(ProtocolError):
+            self.core.send_request(
+                "NOTIFY", cfg.aor, self._now(), call=call.id,
+                headers=[("Event", "refer"), ("Subscription-State", state)],
+                body=(sipfrag + "\r\n").encode(), content_type="message/sipfrag;version=2.0",
+            )
+            self._pump()
+        if final and sipfrag.startswith("SIP/2.0 2"):
+            # the transferee hangs up the old call once the new one is up (RFC 5589 §6.1)
+            self._spawn(self._hangup_quietly(call_id, "transferred"))
+
+    async def _hangup_quietly(self, call_id: str, reason: str) -> None:
+        with contextlib.suppress(CallError):
+            await self.hangup(call_id, reason=reason)
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        response = event.response
+        if response.cseq.method == "REFER" and response.status_code >= 300:
+            log.info("REFER refused: %d", response.status_code)
+
+    # --- media --------------------------------------------------------------------------------
+    def _start_media(self, call: Call) -> None:
+        if call.stream is not None:
+            self._update_media(call)
+            return
+        if call.params is None or self.media is None:
+            return
+        config = stream_config(call.params, call.local_port, hold=call.on_hold)
+        call.stream = self.media.start_stream(
+            config, source=call.source, sink=call.sink, record_sent=call.record_sent,
+            name=f"{call.id}",
+        )
+        call._media_task = asyncio.ensure_future(self._media_events(call))
+
+    def _update_media(self, call: Call) -> None:
+        if call.stream is None or call.params is None:
+            self._start_media(call)
+            return
+        hold = call.state is CallState.HELD
+        try:
+            call.stream.update(stream_config(call.params, call.local_port, hold=hold))
+        except ValueError as exc:
+            log.warning("[%s] media update refused: %s", call.id, exc)
+
+    async def _media_events(self, call: Call) -> None:
+        stream = call.stream
+        if stream is None:
+            return
+        while not call.is_over:
+            event = await stream.next_event()
+            if isinstance(event, DtmfReceived):
+                call.dtmf_received.append(event.digit)
+                self._call_changed(call)
+            elif isinstance(event, SourceFinished):
+                log.debug("[%s] source finished", call.id)
+
+    async def _finish(self, call: Call, reason: str, status: int | None) -> None:
+        if call.is_over:
+            return
+        call.state = CallState.ENDED
+        call.ended = time.time()
+        call.end_reason = call.end_reason or reason
+        call.status_code = call.status_code or status
+        security = call.security()
+        if call._media_task is not None:
+            call._media_task.cancel()
+        if call.stream is not None and self.media is not None:
+            await self.media.stop_stream(call.stream)
+        elif self.media is not None:
+            self.media.release_port(call.local_port)
+        if self.history is not None:
+            self.history.add(HistoryEntry(
+                call.started, call.line, call.direction, call.remote, call.answered is not None,
+                round(call.duration(), 3), call.end_reason, call.status_code, security.padlock,
+                security.srtp_suite,
+            ))
+        transferred = self._transfers.pop(call.id, None)
+        if transferred is not None:
+            self._notify_refer(transferred, f"SIP/2.0 {status or 500} Failed", final=True)
+        log.info("[%s] ended: %s", call.id, call.end_reason)
+        self._call_changed(call)
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress  # noqa: PLC0415
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+_REASONS = {
+    "bye-local": "hung up by us",
+    "bye-remote": "hung up by the other party",
+    "cancelled": "cancelled",
+    "timeout": "no answer (timeout)",
+    "transport-error": "could not reach the other party (transport error)",
+    "ack-timeout": "the other party never confirmed the call (no ACK)",
+    "dialog-gone": "the other party no longer knows the call (481)",
+}
+
+
+def _ended_reason(event: CallEnded) -> str:
+    if event.reason == "rejected":
+        return f"rejected ({event.status})" if event.status else "rejected"
+    return _REASONS.get(event.reason, event.reason)
+
+
+def _info_digit(body: bytes) -> str | None:
+    """The digit of an ``application/dtmf-relay`` INFO body (``Signal=5``)."""
+    for raw in body.decode("utf-8", "replace").splitlines():
+        name, _, value = raw.partition("=")
+        if name.strip().lower() == "signal" and value.strip():
+            digit = value.strip()[:1].upper()
+            if digit in "0123456789*#ABCD":
+                return digit
+    return None
+
