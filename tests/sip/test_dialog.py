@@ -192,3 +192,10 @@ def test_secure_flag_for_sips_over_tls() -> None:
     assert str(dialog.next_hop()) == "sips:p1.example.com;lr"
     plain = parse_req(INVITE)
     assert Dialog.create_uas(plain, "t", None, secure=True).secure
+
+
+def test_secure_flag_without_via_yet() -> None:
+    invite = parse_req(INVITE.replace("INVITE sip:bob@biloxi", "INVITE sips:bob@biloxi"))
+    invite.headers.remove("Via")
+    dialog = Dialog.create_uac(invite, ok(invite))
+    assert dialog.secure

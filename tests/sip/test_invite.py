@@ -762,3 +762,21 @@ def test_call_through_kamailio(kamailio) -> None:  # type: ignore[no-untyped-def
         assert bob.of(CallEnded) == [CallEnded(incoming_call.call, "bye-local", 200)]
     log = kamailio.log_text()
     assert "LAB-REQ ACK" in log and "LAB-REQ BYE" in log  # both went through the proxy
+
+
+def test_sips_call_is_a_secure_dialog_over_tls() -> None:
+    net = Network()
+    alice = net.add("alice", make_core("alice", "10.0.0.1", 5061, transport="tls"))
+    bob = net.add("bob", make_core("bob", "10.0.0.2", 5061, transport="tls"))
+    call = alice.core.invite(Uri.parse("sips:bob@10.0.0.2"), net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.answer(bcall, net.now, body=ANSWER)
+    net.run(duration=0.1)
+    assert alice.core._sessions[call].dialog.secure  # type: ignore[union-attr]
+    assert bob.core._sessions[bcall].dialog.secure  # type: ignore[union-attr]
+    alice.core.bye(call, net.now)
+    net.run(duration=1)
+    bye = net.sent_by(alice, request("BYE"))[0]
+    assert bye.dst.transport == "tls" and (bye.header("Via") or "").startswith("SIP/2.0/TLS")
+    assert bob.of(CallEnded) == [CallEnded(bcall, "bye-remote", None)]

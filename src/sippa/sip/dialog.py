@@ -94,9 +94,7 @@ class Dialog:
             local_seq=request.cseq.seq,
             remote_seq=None,
             local_contact=request.contacts[0] if request.contacts else None,
-            # the session's copy of our request may carry no Via yet: a sips URI goes over TLS
-            secure=secure or (request.uri.is_secure and (
-                not request.vias or request.top_via.transport.upper() == "TLS")),
+            secure=secure or _sent_secure(request),
             state=DialogState.CONFIRMED if 200 <= response.status_code < 300 else DialogState.EARLY,
             is_uac=True,
         )
@@ -129,7 +127,7 @@ class Dialog:
             local_seq=0,
             remote_seq=request.cseq.seq,
             local_contact=local_contact,
-            secure=secure or (request.uri.is_secure and request.top_via.transport.upper() == "TLS"),
+            secure=secure or _sent_secure(request),
             state=DialogState.CONFIRMED if confirmed else DialogState.EARLY,
             is_uac=False,
         )
@@ -244,6 +242,15 @@ class Dialog:
             # CSeq (retransmissions never get here), also out of order.
             raise RemoteProtocolError("CSeq out of order in dialog", 500)
         self.remote_seq = seq
+
+
+def _sent_secure(request: Request) -> bool:
+    """§12.1.1/§12.1.2: a sips Request-URI over TLS (a request without Via yet: sips alone,
+    since a sips URI is only ever sent over TLS)."""
+    if not request.uri.is_secure:
+        return False
+    vias = request.vias
+    return not vias or vias[0].transport.upper() == "TLS"
 
 
 def _without_tag(addr: NameAddr) -> NameAddr:

@@ -220,10 +220,10 @@ class InviteSession:
     ) -> InviteSession:
         """Start a call: send ``invite`` (complete but for Via) towards ``next_hop``."""
         session = cls(host, handle, is_uac=True, call_id=invite.call_id)
-        session.invite = invite
         txn = host.start_transaction(invite, next_hop, session, now)
         if not isinstance(txn, InviteClientTransaction):  # pragma: no cover - host contract
             raise LocalProtocolError("INVITE needs an INVITE client transaction", 500)
+        session.invite = txn.request  # as sent, with its Via
         session.invite_txn = txn
         return session
 
