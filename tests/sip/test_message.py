@@ -195,6 +195,19 @@ def test_invalid_message_carries_the_partial_request() -> None:
     assert response.headers.get("Call-ID") == partial.headers.get("Call-ID")
 
 
+def test_make_response_to_a_malformed_request() -> None:
+    data = INVITE.replace(
+        b"To: Bob <sip:bob@biloxi.example.com>", b"To: Bob <sip:bob@biloxi.example.com"
+    )
+    with pytest.raises(InvalidMessage) as info:
+        parse_message(data)
+    partial = info.value.message
+    assert isinstance(partial, Request)
+    response = make_response(partial, 400, to_tag="x")
+    assert response.headers.get("To") == "Bob <sip:bob@biloxi.example.com"
+    assert response.headers.get_all("Via") == partial.headers.get_all("Via")
+
+
 def test_make_response() -> None:
     request = parse_message(INVITE)
     assert isinstance(request, Request)

@@ -702,8 +702,13 @@ def make_response(
             items.append((canonical, value))
         elif key == "to":
             to_value = value
-            if to_tag is not None and status_code != 100 and request.to.tag is None:
-                to_value = str(request.to.with_tag(to_tag))
+            if to_tag is not None and status_code != 100:
+                try:
+                    to = request.to
+                except RemoteProtocolError:
+                    to = None  # answering a malformed request: copy its To as it came
+                if to is not None and to.tag is None:
+                    to_value = str(to.with_tag(to_tag))
             items.append((canonical, to_value))
     return Response(
         status_code,
