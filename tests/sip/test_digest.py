@@ -659,12 +659,39 @@ def test_flow_reports_malformed_challenge() -> None:
     assert outcome.reason == "bad challenge: Digest challenge without nonce"
 
 
-def test_flow_proxy_then_www() -> None:
-    sent, outcome = _run(_flow(_client()), [(407, [SHA256]), (401, [SHA512]), (200, [])])
+def test_flow_proxy_then_www_keeps_the_proxy_credentials() -> None:
+    # RFC 3261 §22.3: the proxy's credentials stay in the retry the UAS challenged
+    proxy = _challenge("SHA-256", realm="proxy", qop='"auth"')
+    sent, outcome = _run(_flow(_client()), [(407, [proxy]), (401, [SHA512]), (200, [])])
     assert outcome.ok
     assert [h for h, _ in sent[1]] == ["Proxy-Authorization"]
-    assert [h for h, _ in sent[2]] == ["Authorization"]
+    assert [h for h, _ in sent[2]] == ["Authorization", "Proxy-Authorization"]
+    proxy_first = parse_authorization(sent[1][0][1])
+    proxy_again = parse_authorization(sent[2][1][1])
+    assert (proxy_first.nonce, proxy_first.nc) == ("n1", "00000001")
+    assert (proxy_again.nonce, proxy_again.nc) == ("n1", "00000002")  # re-answered, not replayed
     assert outcome.algorithm == "SHA-512-256"
+
+
+def test_kept_credentials_without_qop_are_sent_unchanged() -> None:
+    proxy = _challenge("MD5", realm="proxy")
+    client = _client()
+    first = client.answer("INVITE", "sip:x", b"", 407, [proxy])
+    answer = client.answer("INVITE", "sip:x", b"", 401, [SHA256], sent=first.headers)
+    assert answer.headers[1] == first.headers[0]
+    assert answer.algorithms == ("SHA-256", "MD5")
+    assert answer.algorithm == "SHA-256"
+    assert client.last_algorithm == "SHA-256"
+
+
+def test_unknown_kept_credentials_are_sent_verbatim() -> None:
+    foreign = (
+        "Proxy-Authorization",
+        'Digest username="x", realm="p", nonce="q", uri="sip:x", response="00"',
+    )
+    answer = _client().answer("INVITE", "sip:x", b"", 401, [SHA256], sent=[foreign])
+    assert answer.headers[1] == foreign
+    assert answer.algorithms == ("SHA-256", "")
 
 
 def test_preemptive_reuse() -> None:
@@ -714,6 +741,18 @@ def test_authorize_messages() -> None:
         _request(answer.headers[0]), _response(401, ("WWW-Authenticate", stale))
     )
     assert parse_authorization(retry.value).nonce == "n9"
+
+
+def test_authorize_keeps_proxy_credentials_when_the_uas_challenges() -> None:
+    client = _client()
+    proxy = _challenge("SHA-256", realm="proxy", qop='"auth"')
+    first = client.authorize(_request(), _response(407, ("Proxy-Authenticate", proxy)))
+    second = client.authorize(
+        _request(*first.headers), _response(401, ("WWW-Authenticate", SHA512))
+    )
+    assert [h for h, _ in second.headers] == ["Authorization", "Proxy-Authorization"]
+    assert parse_authorization(second.headers[1][1]).nc == "00000002"
+    assert second.algorithm == "SHA-512-256"
 
 
 def test_authorize_aggregated_forked_challenges() -> None:

@@ -574,8 +574,24 @@ class _NonceState:
     cnonce: str | None = None  # the -sess session key's cnonce (RFC 7616 §3.4.2: computed once)
 
 
-# (answer header, realm) -> (username sent, nonce sent)
+# (answer header, realm) -> (nonce sent, the field value sent)
 _Sent = dict[tuple[str, str], tuple[str, str]]
+_CHALLENGE_OF = {v: k for k, v in _ANSWER_HEADER.items()}
+
+
+def _sent_map(pairs: Iterable[tuple[str, str]]) -> _Sent:
+    """Our Digest credentials among the ``(header, value)`` pairs a request carried."""
+    sent: _Sent = {}
+    for name, value in pairs:
+        canonical = next((h for h in _CHALLENGE_OF if h.lower() == name.lower()), None)
+        if canonical is None:
+            continue
+        try:
+            auth = parse_authorization(value)
+        except RemoteProtocolError:
+            continue  # another scheme, or not ours: ignore
+        sent[(canonical, auth.realm)] = (auth.nonce, value)
+    return sent
 
 
 class DigestClient:
@@ -628,14 +644,11 @@ class DigestClient:
             response.headers.get_all(PROXY_AUTHENTICATE),
             status,
         )
-        sent: _Sent = {}
-        for header in _ANSWER_HEADER.values():
-            for value in request.headers.get_all(header):
-                try:
-                    auth = parse_authorization(value)
-                except RemoteProtocolError:
-                    continue  # not ours (another scheme): ignore
-                sent[(header, auth.realm)] = (auth.username, auth.nonce)
+        sent = _sent_map(
+            (header, value)
+            for header in _ANSWER_HEADER.values()
+            for value in request.headers.get_all(header)
+        )
         return self._answer(
             request.method,
             str(request.uri),
@@ -666,13 +679,7 @@ class DigestClient:
             challenge_values if header == PROXY_AUTHENTICATE else (),
             response_status,
         )
-        sent_map: _Sent = {}
-        for name, value in sent:
-            try:
-                auth = parse_authorization(value)
-            except RemoteProtocolError:
-                continue
-            sent_map[(name, auth.realm)] = (auth.username, auth.nonce)
+        sent_map = _sent_map(sent)
         return self._answer(
             method, uri, body, challenges=challenges, sent=sent_map, status=response_status
         )
@@ -754,6 +761,7 @@ class DigestClient:
         chosen, reasons = select_challenges(challenges, self.policy)
         headers: list[tuple[str, str]] = []
         algorithms: list[str] = []
+        challenged = {(c.answer_header, c.realm) for c in challenges}
         for challenge in chosen:
             creds = self._lookup(challenge.realm)
             if creds is None:
@@ -767,7 +775,7 @@ class DigestClient:
                 if not challenge.stale:
                     reasons.append(f"realm {challenge.realm!r}: credentials refused")
                     continue
-                if previous[1] == challenge.nonce:
+                if previous[0] == challenge.nonce:
                     reasons.append(f"realm {challenge.realm!r}: stale with the same nonce")
                     continue
             headers.append(self._make(challenge, creds, method, uri, body))
@@ -775,8 +783,35 @@ class DigestClient:
             algorithms.append(challenge.algorithm_info.name if challenge.algorithm_info else "")
         if not headers:
             raise DigestFailed("; ".join(reasons) or "nothing to answer", status)
+        # RFC 3261 §22.3: credentials for realms not challenged again (a proxy's, when the UAS
+        # now challenges) go into the retry too; re-answered with the next nc when we can.
+        for (name, realm), (nonce, value) in sent.items():
+            if (name, realm) in challenged:
+                continue
+            kept = self._refresh(name, realm, nonce, method=method, uri=uri, body=body)
+            headers.append((name, kept or value))
+            algorithms.append(self._algorithm_of(name, realm))
         self.last_algorithm = algorithms[0]
         return DigestAnswer(tuple(headers), algorithms[0], tuple(algorithms))
+
+    def _refresh(
+        self, name: str, realm: str, nonce: str, *, method: str, uri: str, body: bytes
+    ) -> str | None:
+        """Credentials for ``realm`` from its remembered challenge (nc + 1), if it has
+        ``nonce`` and a qop; else ``None`` (the caller keeps the value that was sent)."""
+        challenge = self._last.get((_CHALLENGE_OF[name], realm))
+        creds = self._lookup(realm)
+        if challenge is None or creds is None or challenge.nonce != nonce or not challenge.qop:
+            return None
+        try:
+            return self._make(challenge, creds, method, uri, body)[1]
+        except ProtocolError:
+            return None
+
+    def _algorithm_of(self, name: str, realm: str) -> str:
+        challenge = self._last.get((_CHALLENGE_OF[name], realm))
+        algo = challenge.algorithm_info if challenge is not None else None
+        return algo.name if algo is not None else ""
 
     def _fresh_cnonce(self) -> str:
         raw = self._cnonce_source()
