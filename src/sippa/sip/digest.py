@@ -42,7 +42,10 @@ Using the client (message level, what ``sippa.sip.core`` and ``sippa.sip.registr
 ``authorize`` looks at the challenged request: if it already carried our credentials for a realm
 and the new challenge for that realm is not ``stale=true`` (or is stale with the very nonce we
 used), the credentials were refused and that realm is not answered again (RFC 3261 §22.2: do not
-re-send credentials just rejected). Callers still bound the number of rounds.
+re-send credentials just rejected). Callers still bound the number of rounds. Credentials the
+request carried for realms that are not challenged again (the proxy's, when the UAS challenges
+next) are part of the answer too, re-answered with the next ``nc`` (RFC 3261 §22.3): a caller
+replaces every ``Authorization``/``Proxy-Authorization`` of the request with ``answer.headers``.
 
 Plain values, without the message classes::
 
