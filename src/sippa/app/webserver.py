@@ -1,0 +1,222 @@
+"""What the web interface needs from below: its TLS server context, its certificate, trust anchors.
+
+- :func:`ensure_certificate` makes a self-signed ECDSA P-256 certificate on first start (stored
+  beside the database, the key readable by its owner only) unless one is configured.
+- :func:`server_context` builds the web server's ``SSLContext`` with the SIP client's policy:
+  TLS 1.2 or newer (``TLS_Server_Min_Version``), ECDHE with AEAD suites only and the same ECDHE
+  groups (:func:`sippa.net.tls.set_groups`).
+- :class:`TrustAnchors` lists every trust anchor (built-in system CAs and custom ones) and stores
+  uploaded custom CA certificates (PEM, checked to be CA certificates) in a directory beside the
+  database, so the phone's lines and the web pages see the same set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from sippa.net.tls import (
+    ALLOWED_GROUPS,
+    TLS12_CIPHERS,
+    TlsConfigError,
+    TlsPolicyError,
+    TrustAnchor,
+    TrustStore,
+    set_groups,
+)
+
+__all__ = [
+    "CertificateError",
+    "TrustAnchors",
+    "ensure_certificate",
+    "server_context",
+]
+
+log = logging.getLogger(__name__)
+
+CERT_NAME = "web-cert.pem"
+KEY_NAME = "web-key.pem"
+CERT_DAYS = 825  # the longest lifetime browsers accept for a server certificate
+MAX_CA_UPLOAD = 256 * 1024  # a CA bundle larger than this is not a CA bundle
+
+_TLS_VERSIONS = {"TLS 1.2": ssl.TLSVersion.TLSv1_2, "TLS 1.3": ssl.TLSVersion.TLSv1_3}
+
+
+class CertificateError(ValueError):
+    """An uploaded or configured certificate that cannot be used (the message says why)."""
+
+
+def ensure_certificate(directory: Path, *, names: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """The web certificate and key in ``directory``, made (self-signed) when missing."""
+    cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    hostnames = ["localhost", socket.gethostname(), *names]
+    addresses = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    alt: list[x509.GeneralName] = [x509.DNSName(h) for h in dict.fromkeys(hostnames) if h]
+    alt += [x509.IPAddress(a) for a in addresses]
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"sippa {socket.gethostname()}")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(key_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    log.info("made a self-signed web certificate %s", cert_path)
+    return cert_path, key_path
+
+
+def server_context(
+    certfile: Path, keyfile: Path, *, min_version: str = "TLS 1.2"
+) -> ssl.SSLContext:
+    """The web server's context: TLS 1.2+ (or 1.3+), AEAD ECDHE suites, the SIP group policy."""
+    if min_version not in _TLS_VERSIONS:
+        raise ValueError(f"unknown TLS version {min_version!r}")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _TLS_VERSIONS[min_version]
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    try:
+        set_groups(ctx, ALLOWED_GROUPS)
+    except TlsPolicyError:
+        log.warning("cannot restrict the TLS groups on this Python: OpenSSL's defaults apply")
+    try:
+        ctx.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise CertificateError(f"web certificate {certfile}: {exc}") from None
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorInfo:
+    """A trust anchor as the pages and the API show it."""
+
+    subject: str
+    sha256: str
+    not_after: dt.datetime
+    source: str
+    custom: bool
+    expired: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "sha256": self.sha256,
+            "not_after": self.not_after.isoformat(),
+            "source": self.source,
+            "custom": self.custom,
+            "expired": self.expired,
+        }
+
+
+class TrustAnchors:
+    """Built-in (system) CAs plus the custom CAs stored in ``directory`` (one PEM each)."""
+
+    def __init__(self, directory: Path | None, *, system: bool = True) -> None:
+        self.directory = directory
+        self.system = system
+        self._store = self._load()
+
+    def _load(self) -> TrustStore:
+        store = TrustStore()
+        if self.system:
+            store.add_system()
+        if self.directory is not None and self.directory.is_dir():
+            for path in sorted(self.directory.glob("*.pem")):
+                try:
+                    store.add_pem_file(path)
+                except TlsConfigError as exc:
+                    log.warning("ignoring custom CA %s: %s", path, exc)
+        return store
+
+    @property
+    def store(self) -> TrustStore:
+        """The :class:`TrustStore` for SIP lines (system plus custom)."""
+        return self._store
+
+    def _info(self, a: TrustAnchor) -> AnchorInfo:
+        custom = a.source != "system"
+        return AnchorInfo(a.subject, a.sha256, a.not_after, a.source if not custom else
+                          "custom", custom, a.expired)
+
+    def anchors(self) -> list[AnchorInfo]:
+        """Custom anchors first, then the built-in ones, each sorted by subject."""
+        infos = [self._info(a) for a in self._store.anchors]
+        return sorted(infos, key=lambda i: (not i.custom, i.subject.lower()))
+
+    def add_pem(self, data: bytes) -> list[AnchorInfo]:
+        """Check and store a PEM upload of CA certificates; raise :class:`CertificateError`."""
+        if self.directory is None:
+            raise CertificateError("this phone has no directory for custom CAs")
+        if len(data) > MAX_CA_UPLOAD:
+            raise CertificateError(f"larger than {MAX_CA_UPLOAD // 1024} KiB")
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise CertificateError("not a PEM certificate (no BEGIN CERTIFICATE line)")
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise CertificateError(f"not a valid PEM certificate: {exc}") from None
+        for cert in certs:
+            try:
+                bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            except x509.ExtensionNotFound:
+                bc = None
+            subject = cert.subject.rfc4514_string()
+            if bc is None or not bc.ca:
+                raise CertificateError(f"{subject or 'the certificate'} is not a CA certificate")
+            if cert.not_valid_after_utc < dt.datetime.now(dt.UTC):
+                raise CertificateError(f"{subject} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        added: list[AnchorInfo] = []
+        for cert in certs:
+            pem = cert.public_bytes(serialization.Encoding.PEM)
+            fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+            path = self.directory / f"{fingerprint}.pem"
+            path.write_bytes(pem)
+            added += [self._info(a) for a in self._store.add_pem_data(pem, str(path))]
+        return added
+
+    def remove(self, sha256: str) -> bool:
+        """Remove a custom anchor by fingerprint (built-in ones cannot be removed)."""
+        if self.directory is None:
+            return False
+        wanted = sha256.replace(":", "").lower()
+        path = self.directory / f"{wanted}.pem"
+        if not wanted.isalnum() or not path.is_file():
+            return False
+        path.unlink()
+        self._store = self._load()
+        return True

@@ -1,0 +1,129 @@
+// The phone page: dial, answer, hang up, hold, DTMF; live updates from /api/v1/events (SSE).
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const callsBox = document.getElementById("calls");
+  const errorBox = document.getElementById("phone-error");
+  const target = document.getElementById("target");
+  let calls = [];
+
+  function showError(text) {
+    errorBox.textContent = text || "";
+    errorBox.hidden = !text;
+  }
+
+  async function api(method, path, body) {
+    const init = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch("/api/v1" + path, init);
+    if (!response.ok) {
+      let detail = response.statusText;
+      try { const j = await response.json(); detail = typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail); } catch (e) { /* not JSON */ }
+      throw new Error(detail);
+    }
+    return response.status === 204 ? null : response.json();
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v; else if (k.startsWith("data-")) node.setAttribute(k, v); else node[k] = v;
+    }
+    for (const c of children) if (c !== null && c !== undefined) node.append(c);
+    return node;
+  }
+
+  function action(label, cls, fn) {
+    const b = el("button", { type: "button", class: cls }, label);
+    b.addEventListener("click", async () => {
+      showError("");
+      try { await fn(); await refresh(); } catch (e) { showError(e.message); }
+    });
+    return b;
+  }
+
+  function securityPanel(sec) {
+    const dl = el("dl");
+    const rows = [
+      ["Padlock", sec.padlock ? "yes" : "no"],
+      ["Signalling", sec.transport + (sec.signalling_secure ? " (certificate validated)" : "")],
+      ["TLS version", sec.tls_version], ["Cipher", sec.cipher], ["Group", sec.group],
+      ["Peer certificate", sec.peer_subject], ["SRTP suite", sec.srtp_suite || "none (plain RTP)"],
+    ];
+    for (const [k, v] of rows) if (v) { dl.append(el("dt", {}, k), el("dd", {}, String(v))); }
+    const reasons = (sec.reasons || []).map((r) => el("li", {}, r));
+    return el("details", { class: "security" }, el("summary", {}, "Security details"), dl,
+      reasons.length ? el("ul", { class: "reasons" }, ...reasons) : null);
+  }
+
+  function render() {
+    callsBox.replaceChildren();
+    if (!calls.length) { callsBox.append(el("p", { class: "none" }, "No calls.")); return; }
+    for (const c of calls) {
+      const sec = c.security || {};
+      const lock = el("span", { class: "padlock " + (sec.padlock ? "secure" : "insecure"),
+        title: sec.padlock ? "secure call" : "not secure: " + (sec.reasons || []).join("; ") },
+        sec.padlock ? "🔒" : "🔓");
+      lock.setAttribute("data-padlock", sec.padlock ? "yes" : "no");
+      const state = String(c.state || "");
+      const buttons = el("div", { class: "buttons" });
+      if (c.direction === "incoming" && /ring|incoming|early/i.test(state)) buttons.append(action("Answer", "", () => api("POST", `/calls/${c.id}/answer`)));
+      if (/hold/i.test(state) || c.on_hold) buttons.append(action("Resume", "", () => api("POST", `/calls/${c.id}/resume`)));
+      else if (/confirmed|active|connected|established/i.test(state)) buttons.append(action("Hold", "", () => api("POST", `/calls/${c.id}/hold`)));
+      buttons.append(action("Hang up", "hangup", () => api("POST", `/calls/${c.id}/hangup`)));
+      callsBox.append(el("div", { class: "call-card", "data-call": c.id },
+        el("div", { class: "head" },
+          el("span", { class: "who" }, c.remote || c.peer || c.target || "call"),
+          el("span", { class: "state" }, state), lock),
+        buttons, securityPanel(sec)));
+    }
+  }
+
+  async function refresh() {
+    try { calls = await api("GET", "/calls"); render(); } catch (e) { showError(e.message); }
+  }
+
+  function updateLine(l) {
+    const li = document.querySelector(`#line-list li[data-line="${l.line}"]`);
+    if (!li) return;
+    li.querySelector(".state").textContent = l.registered ? "Registered" : (l.state || "");
+    li.querySelector(".reason").textContent = l.reason || "";
+  }
+
+  document.getElementById("dial-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    showError("");
+    try {
+      await api("POST", "/calls", { target: target.value.trim(), line: Number(document.getElementById("line").value) });
+      await refresh();
+    } catch (e) { showError(e.message); }
+  });
+
+  document.getElementById("pad").addEventListener("click", async (ev) => {
+    const key = ev.target.getAttribute && ev.target.getAttribute("data-key");
+    if (!key) return;
+    const up = calls.find((c) => /confirmed|active|connected|established/i.test(String(c.state)));
+    if (up) {
+      try { await api("POST", `/calls/${up.id}/dtmf`, { digits: key }); } catch (e) { showError(e.message); }
+    } else {
+      target.value += key;
+    }
+  });
+
+  const events = new EventSource("/api/v1/events");
+  events.addEventListener("hello", (ev) => {
+    const data = JSON.parse(ev.data);
+    calls = data.calls || [];
+    (data.lines || []).forEach(updateLine);
+    render();
+  });
+  events.addEventListener("call", () => refresh());
+  events.addEventListener("line", (ev) => {
+    const data = JSON.parse(ev.data);
+    if (data.line !== undefined) updateLine(data);
+  });
+  refresh();
+})();
