@@ -15,10 +15,11 @@ wake-up per frame, a read callback and a 256 KiB buffer per datagram), and toppe
   early one just re-arms. Streams start on phases spread over the frame (golden-ratio
   sequence), so 600 streams do not all fall on the same millisecond.
 - **Receiving**: all RTP/RTCP sockets are registered in one ``epoll`` object. Every
-  scheduler wake-up first reads every ready socket with ``recvfrom`` (2 KiB, no loop
-  object per datagram); only when the next wake-up is more than 2 ms away does the loop
-  watch the epoll fd itself, so a busy engine reads in batches, a quiet one at once
-  (on non-Linux systems each socket gets ``loop.add_reader`` instead).
+  scheduler wake-up, after sending, reads the ready sockets with ``recvfrom`` (2 KiB, no
+  loop object per datagram) until the next deadline comes near. Only when the next
+  wake-up is more than 2 ms away does the loop watch the epoll fd itself, so a busy
+  engine reads in batches and a quiet one at once (on non-Linux systems each socket gets
+  ``loop.add_reader`` instead).
 - Ports: a random EVEN port from [RTP Port Min, RTP Port Max] drawn with ``secrets``
   (via :mod:`sippa.net.ports`), RTCP on port + 1 unless rtcp-mux.
 """
@@ -239,8 +240,13 @@ class _Receiver:
         else:
             self._loop.remove_reader(fd)
 
-    def drain(self) -> int:
-        """Read what is waiting on every socket (one datagram per socket and round)."""
+    def drain(self, until: float | None = None, clock: Callable[[], float] | None = None) -> int:
+        """Read what is waiting on every socket (one datagram per socket and round).
+
+        With ``until`` and ``clock``, stop once ``clock()`` passes ``until`` (checked every
+        32 datagrams): the rest stays queued for the next call, so reading never delays a
+        send deadline.
+        """
         epoll = self._epoll
         if epoll is None:
             return 0
@@ -265,7 +271,11 @@ class _Receiver:
                     handler(data, addr)
                 except Exception:
                     _log.exception("media receive handler failed")
-            total += len(ready)
+                total += 1
+                if until is not None and clock is not None and not total % 32 and (
+                    clock() > until
+                ):
+                    return total
             if len(ready) < _EPOLL_BATCH // 4:
                 break  # nearly every socket was drained by this round
         return total
@@ -489,19 +499,24 @@ class MediaEngine:
 
     def _on_timer(self) -> None:
         # The timer callback runs the due frames directly: no task switch and no extra loop
-        # iteration between the wake-up and the sends.
+        # iteration between the wake-up and the sends. Sending comes first (lateness is
+        # what a peer hears); reading then uses the time left before the next deadline.
         self._timer = None
         receiver = self._receiver
+        clock = self.clock
+        scheduler = self.scheduler
         try:
+            scheduler.due(clock(), clock)
             if receiver is not None:
-                receiver.drain()  # received media first: playout then has the freshest
-            self.scheduler.due(self.clock(), self.clock)
+                deadline = scheduler.next_deadline()
+                until = None if deadline is None else deadline - scheduler.early_slack
+                receiver.drain(until, clock)
         except Exception:
             _log.exception("media scheduler tick failed")
         self._arm()
         if receiver is not None:
-            deadline = self.scheduler.next_deadline()
-            if deadline is not None and deadline - self.clock() < _ARM_GAP:
+            deadline = scheduler.next_deadline()
+            if deadline is not None and deadline - clock() < _ARM_GAP:
                 receiver.disarm()
             else:
                 receiver.arm()
