@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import pytest
 
@@ -299,3 +300,11 @@ def test_build_request_from_parts() -> None:
     assert parse_message(data) == req.__class__(
         req.method, req.uri, parse_message(data).headers, b"hi"
     )
+
+
+@pytest.mark.parametrize("module", ["grammar", "uri", "headers", "message", "framer", "status"])
+def test_public_names(module: str) -> None:
+    mod = importlib.import_module(f"sippa.sip.{module}")
+    assert len(set(mod.__all__)) == len(mod.__all__)  # (the order is ruff's RUF022 sort)
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
