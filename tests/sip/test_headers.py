@@ -150,7 +150,7 @@ def test_cseq() -> None:
 
 
 def test_display_name_quoting() -> None:
-    na = NameAddr("BEL:\x07 \"q\" \\", Uri.parse("sip:a@b"))
+    na = NameAddr('BEL:\x07 "q" \\', Uri.parse("sip:a@b"))
     text = str(na)
     assert text == '"BEL:\\\x07 \\"q\\" \\\\" <sip:a@b>'
     assert NameAddr.parse(text) == na

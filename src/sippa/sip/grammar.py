@@ -141,9 +141,7 @@ PARAM_RE = re.compile(PARAM)
 PARAMS_RE = re.compile(rf"(?:{PARAM})*{SWS}")
 # The common case, no LWS and no quoted values: ";name=value;flag" (a strict subset of PARAMS_RE
 # that splits the same way), checked with one regex and split with str methods.
-SIMPLE_PARAMS_RE = re.compile(
-    rf"(?:;{TOKEN}(?:=(?:{TOKEN}|[0-9A-Fa-f:.]+|{IPV6_REFERENCE}))?)*"
-)
+SIMPLE_PARAMS_RE = re.compile(rf"(?:;{TOKEN}(?:=(?:{TOKEN}|[0-9A-Fa-f:.]+|{IPV6_REFERENCE}))?)*")
 # display-name = *(token LWS)/ quoted-string ; name-addr = [ display-name ] LAQUOT addr-spec
 # RAQUOT.  RFC 4475 §3.1.1.6: accept a token display name with no LWS before "<".
 DISPLAY_NAME_RE = re.compile(rf"{SWS}(?:({QUOTED_STRING})|({TOKEN}(?:{LWS}{TOKEN})*))?{SWS}<")
