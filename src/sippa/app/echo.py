@@ -39,10 +39,17 @@ class SelfSigned:
     pem: bytes
 
 
-def make_self_signed(directory: Path, host: str = "127.0.0.1", *, days: int = 365) -> SelfSigned:
-    """Create (or reuse, while valid) ``echo-cert.pem``/``echo-key.pem`` in ``directory``."""
+def make_self_signed(
+    directory: Path,
+    host: str = "127.0.0.1",
+    *,
+    days: int = 365,
+    stem: str = "echo",
+    common_name: str = "sippa echo service",
+) -> SelfSigned:
+    """Create (or reuse, while valid) ``{stem}-cert.pem``/``{stem}-key.pem`` in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / "echo-cert.pem", directory / "echo-key.pem"
+    cert_path, key_path = directory / f"{stem}-cert.pem", directory / f"{stem}-key.pem"
     now = dt.datetime.now(dt.UTC)
     if cert_path.is_file() and key_path.is_file():
         pem = cert_path.read_bytes()
@@ -53,7 +60,7 @@ def make_self_signed(directory: Path, host: str = "127.0.0.1", *, days: int = 36
         except ValueError:
             pass
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sippa echo service")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     try:
         san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
@@ -112,7 +119,7 @@ class EchoService:
     async def start(self) -> None:
         self.cert = make_self_signed(self.directory, self.host)
         store = ConfigStore(":memory:", lines=1)
-        store.update({
+        settings: dict[tuple[str, int], bool | int | float | str] = {
             ("line_enable", 1): True,
             ("user_id", 1): ECHO_USER,
             ("register", 1): False,
@@ -120,7 +127,8 @@ class EchoService:
             ("sip_transport", 1): "TLS",
             ("secure_call_option", 1): "Best Effort",
             ("mediasec_over_tls_only", 1): True,
-        })
+        }
+        store.update(settings)
         options = PhoneOptions(
             host=self.host, udp_port=None, tcp_port=None, tls_port=0,
             tls_cert=self.cert.cert, tls_key=self.cert.key, system_ca=False,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sippa import __version__
@@ -18,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sippa {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_register(commands)
+    _add_phone_commands(commands)
     return parser
 
 
@@ -85,6 +88,304 @@ def _run_register(args: argparse.Namespace) -> int:
         if tls and not tls.get("verified"):
             print("  WARNING: server certificate NOT validated (insecure line)")
     return 0 if result.ok else 1
+
+
+# --- the phone: serve, call, answer, hangup, hold, resume, dtmf, status, config, history -----
+EXIT_FAILED = 1
+EXIT_NO_DAEMON = 3
+
+
+def _phone_parent() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", type=Path, help="settings database (default: user data dir)")
+    common.add_argument("--socket", type=Path, help="control socket (default: beside the db)")
+    common.add_argument("--json", action="store_true", help="print JSON")
+    return common
+
+
+def _add_phone_commands(commands: Any) -> None:
+    common = _phone_parent()
+    p = commands.add_parser("serve", parents=[common], help="run the phone (with the echo service)",
+                            description="Run the phone from its settings database. With no "
+                            "configuration it still offers a loopback echo service over TLS and "
+                            "SRTP: try `sippa call echo`.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--sip-port", type=int, default=0, help="UDP/TCP SIP port (0: any)")
+    p.add_argument("--tls-port", type=int, default=0, help="TLS SIP port (0: any)")
+    p.add_argument("--no-echo", action="store_true", help="do not run the echo service")
+    p.add_argument("--ca", action="append", default=[], type=Path, metavar="PEM")
+    p.add_argument("--dns", metavar="IP[:PORT]")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=_run_serve)
+
+    p = commands.add_parser("call", parents=[common], help="place a call",
+                            description="Call URI (a sip:/sips: URI, user@host, a number on the "
+                            "line's domain, or `echo`), print how it went and how secure it was.")
+    p.add_argument("uri")
+    p.add_argument("--line", type=int)
+    p.add_argument("--play", type=Path, help="WAV file to send")
+    p.add_argument("--tone", type=float, help="send a sine tone of this frequency (Hz)")
+    p.add_argument("--record", type=Path, help="record what we hear to this WAV file")
+    p.add_argument("--duration", type=float, help="hang up after this many seconds")
+    p.add_argument("--dtmf", help="send these digits once answered")
+    p.add_argument("--answer-timeout", type=float, default=60.0)
+    p.set_defaults(func=_run_call)
+
+    for name, help_text in (("answer", "answer the ringing call"),
+                            ("hangup", "end a call"), ("hold", "put a call on hold"),
+                            ("resume", "take a call off hold")):
+        p = commands.add_parser(name, parents=[common], help=help_text)
+        p.add_argument("--call", help="call id (default: the latest)")
+        p.set_defaults(func=_run_simple, op=name)
+    p = commands.add_parser("reject", parents=[common], help="refuse the ringing call")
+    p.add_argument("--call")
+    p.add_argument("--status", type=int, default=486, choices=[486, 603, 480])
+    p.set_defaults(func=_run_simple, op="reject")
+    p = commands.add_parser("dtmf", parents=[common], help="send DTMF digits in a call")
+    p.add_argument("digits")
+    p.add_argument("--call")
+    p.set_defaults(func=_run_simple, op="dtmf")
+    p = commands.add_parser("transfer", parents=[common], help="blind transfer (REFER)")
+    p.add_argument("target")
+    p.add_argument("--call")
+    p.set_defaults(func=_run_simple, op="transfer")
+
+    p = commands.add_parser("status", parents=[common], help="lines, calls and their security")
+    p.add_argument("--wait", type=float, default=3.0,
+                   help="without a daemon: seconds to wait for registrations")
+    p.set_defaults(func=_run_status)
+    p = commands.add_parser("history", parents=[common], help="recent calls")
+    p.add_argument("--count", type=int, default=20)
+    p.set_defaults(func=_run_simple, op="history")
+
+    p = commands.add_parser("config", help="read or change settings")
+    sub = p.add_subparsers(dest="config_command", metavar="get|set", required=True)
+    g = sub.add_parser("get", parents=[common], help="show a setting (or all)")
+    g.add_argument("key", nargs="?", help="setting key or Cisco name (Proxy_1_)")
+    g.add_argument("--line", type=int)
+    g.set_defaults(func=_run_config, op="config_get")
+    s = sub.add_parser("set", parents=[common], help="change a setting (validated)")
+    s.add_argument("key")
+    s.add_argument("value")
+    s.add_argument("--line", type=int)
+    s.set_defaults(func=_run_config, op="config_set")
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    from sippa.app.daemon import default_control_path  # noqa: PLC0415
+    from sippa.app.store import default_database_path  # noqa: PLC0415
+
+    db = args.db or default_database_path()
+    return db, args.socket or default_control_path(db)
+
+
+def _daemon(args: argparse.Namespace, request: dict[str, Any], timeout: float | None = 30.0
+            ) -> dict[str, Any] | None:
+    """The daemon's answer, or None when no daemon listens."""
+    import asyncio  # noqa: PLC0415
+
+    from sippa.app.control import control_request  # noqa: PLC0415
+
+    _, sock = _paths(args)
+    if not sock.exists():
+        return None
+    try:
+        return asyncio.run(control_request(sock, request, timeout))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return None
+
+
+def _in_process(args: argparse.Namespace, request: dict[str, Any], *, wait: float = 0.0
+                ) -> dict[str, Any]:
+    """Run the phone here for one request (no daemon is running)."""
+    import asyncio  # noqa: PLC0415
+
+    from sippa.app.control import Controller  # noqa: PLC0415
+    from sippa.app.daemon import PhoneRuntime, RuntimeOptions  # noqa: PLC0415
+
+    async def run() -> dict[str, Any]:
+        db, _ = _paths(args)
+        async with PhoneRuntime(RuntimeOptions(db=db)) as runtime:
+            assert runtime.phone is not None and runtime.store is not None
+            if wait:
+                for number, line in runtime.phone.lines.items():
+                    if line.registrar is not None:
+                        await runtime.phone.wait_registered(number, wait)
+            return await Controller(runtime.phone, runtime.store).handle(request)
+
+    return asyncio.run(run())
+
+
+def _emit(args: argparse.Namespace, answer: dict[str, Any],
+          show: Callable[[dict[str, Any]], None]) -> int:
+    import json  # noqa: PLC0415
+
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif not answer.get("ok"):
+        print(f"error: {answer.get('error')}", file=sys.stderr)
+    else:
+        show(answer)
+    return 0 if answer.get("ok") else EXIT_FAILED
+
+
+def _show_security(sec: dict[str, Any], indent: str = "  ") -> None:
+    if sec.get("padlock"):
+        print(f"{indent}secure: yes (padlock)")
+    else:
+        print(f"{indent}secure: NO")
+        for reason in sec.get("reasons", []):
+            print(f"{indent}  - {reason}")
+    for label, key in (("transport", "transport"), ("TLS version", "tls_version"),
+                       ("cipher", "cipher"), ("group", "group"),
+                       ("peer certificate", "peer_subject"), ("SRTP", "srtp_suite")):
+        if sec.get(key):
+            print(f"{indent}{label}: {sec[key]}")
+
+
+def _show_call(call: dict[str, Any]) -> None:
+    print(f"call {call['id']} (line {call['line']}, {call['direction']}) {call['remote']}: "
+          f"{call['state']}")
+    if call.get("codec"):
+        print(f"  codec: {call['codec']}  packets sent/received: {call['packets_sent']}/"
+              f"{call['packets_received']}")
+    if call.get("dtmf_received"):
+        print(f"  DTMF received: {call['dtmf_received']}")
+    _show_security(call["security"])
+    if call.get("end_reason"):
+        print(f"  ended: {call['end_reason']}")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+
+    from sippa.app.daemon import PhoneRuntime, RuntimeOptions, serve  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db, sock = _paths(args)
+    options = RuntimeOptions(db=db, host=args.host, sip_port=args.sip_port,
+                             tls_port=args.tls_port, echo=not args.no_echo,
+                             ca_files=tuple(args.ca), dns=args.dns)
+
+    def ready(runtime: PhoneRuntime, path: Path) -> None:
+        phone = runtime.phone
+        assert phone is not None
+        print(f"sippa is running (settings: {db}, control: {path})", flush=True)
+        for transport, (host, port) in phone.local.items():
+            print(f"  SIP over {transport.upper()} on {host}:{port}", flush=True)
+        if runtime.echo is not None:
+            print(f"  echo service: {runtime.echo.uri} (TLS + SRTP)", flush=True)
+            print("  try: sippa call echo --duration 5", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(options, sock, ready=ready))
+    return 0
+
+
+def _run_call(args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {
+        "op": "call", "target": args.uri, "line": args.line, "dtmf": args.dtmf,
+        "duration": args.duration, "answer_timeout": args.answer_timeout,
+        "play": str(args.play.resolve()) if args.play else None,
+        "record": str(args.record.resolve()) if args.record else None, "tone": args.tone,
+    }
+    timeout = None
+    answer = _daemon(args, request, timeout)
+    if answer is None:
+        answer = _in_process(args, request, wait=5.0)
+
+    def show(a: dict[str, Any]) -> None:
+        _show_call(a["call"])
+
+    code = _emit(args, answer, show)
+    if code == 0 and not answer.get("answered"):
+        return EXIT_FAILED
+    return code
+
+
+def _run_simple(args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {"op": args.op}
+    for name in ("call", "status", "digits", "target", "count"):
+        if getattr(args, name, None) is not None:
+            request[name] = getattr(args, name)
+    if args.op == "history":
+        answer = _daemon(args, request) or _in_process(args, request)
+    else:
+        daemon_answer = _daemon(args, request)
+        if daemon_answer is None:
+            print("error: no sippa daemon is running (start one with `sippa serve`)",
+                  file=sys.stderr)
+            return EXIT_NO_DAEMON
+        answer = daemon_answer
+
+    def show(a: dict[str, Any]) -> None:
+        if "call" in a:
+            _show_call(a["call"])
+        elif "history" in a:
+            for h in a["history"]:
+                lock = "secure" if h["padlock"] else "not secure"
+                print(f"{h['direction']:8} line {h['line']} {h['remote']} "
+                      f"{h['duration']:.0f}s {lock} - {h['end_reason']}")
+        elif "method" in a:
+            print(f"sent ({a['method']})")
+
+    return _emit(args, answer, show)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    request = {"op": "status"}
+    answer = _daemon(args, request) or _in_process(args, request, wait=args.wait)
+
+    def show(a: dict[str, Any]) -> None:
+        for line in a["lines"]:
+            if not line["enabled"]:
+                continue
+            state = "registered" if line["registered"] else line["state"]
+            print(f"line {line['line']}: {line['aor']} {state}"
+                  + (f" ({line['reason']})" if line.get("reason") else ""))
+            tls = line.get("tls")
+            if tls:
+                checked = "validated" if tls["verified"] else "NOT validated"
+                print(f"  {line['transport']} {tls['version']} {tls['cipher']} {tls['group']} "
+                      f"{tls['peer_subject']} ({checked})")
+        if not any(line["enabled"] for line in a["lines"]):
+            print("no line is enabled (sippa config set line_enable yes --line 1 ...)")
+        for call in a["calls"]:
+            _show_call(call)
+        if not a["calls"]:
+            print("no calls")
+
+    return _emit(args, answer, show)
+
+
+def _run_config(args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {"op": args.op, "key": args.key, "line": args.line}
+    if args.op == "config_set":
+        request["value"] = args.value
+    answer = _daemon(args, request)
+    if answer is None:
+        import asyncio  # noqa: PLC0415
+
+        from sippa.app.control import Controller  # noqa: PLC0415
+        from sippa.app.store import ConfigStore  # noqa: PLC0415
+
+        db, _ = _paths(args)
+        store = ConfigStore(db)
+        try:
+            answer = asyncio.run(Controller(None, store).handle(request))
+        finally:
+            store.close()
+
+    def show(a: dict[str, Any]) -> None:
+        if "settings" in a:
+            for name, value in a["settings"].items():
+                print(f"{name} = {value}")
+        else:
+            print(f"{a['cisco']} = {a['value']}")
+
+    return _emit(args, answer, show)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
