@@ -240,12 +240,18 @@ class _Receiver:
         else:
             self._loop.remove_reader(fd)
 
-    def drain(self, until: float | None = None, clock: Callable[[], float] | None = None) -> int:
+    def drain(
+        self,
+        until: float | None = None,
+        clock: Callable[[], float] | None = None,
+        at_least: int = 0,
+    ) -> int:
         """Read what is waiting on every socket (one datagram per socket and round).
 
         With ``until`` and ``clock``, stop once ``clock()`` passes ``until`` (checked every
-        32 datagrams): the rest stays queued for the next call, so reading never delays a
-        send deadline.
+        32 datagrams) after at least ``at_least`` datagrams: the rest stays queued for the
+        next call, so reading does not delay the next send deadline, yet keeps pace with
+        what was sent even when the engine is behind.
         """
         epoll = self._epoll
         if epoll is None:
@@ -272,8 +278,12 @@ class _Receiver:
                 except Exception:
                     _log.exception("media receive handler failed")
                 total += 1
-                if until is not None and clock is not None and not total % 32 and (
-                    clock() > until
+                if (
+                    until is not None
+                    and clock is not None
+                    and total >= at_least
+                    and not total % 32
+                    and clock() > until
                 ):
                     return total
             if len(ready) < _EPOLL_BATCH // 4:
@@ -506,11 +516,11 @@ class MediaEngine:
         clock = self.clock
         scheduler = self.scheduler
         try:
-            scheduler.due(clock(), clock)
+            sent = scheduler.due(clock(), clock)
             if receiver is not None:
                 deadline = scheduler.next_deadline()
                 until = None if deadline is None else deadline - scheduler.early_slack
-                receiver.drain(until, clock)
+                receiver.drain(until, clock, at_least=sent)
         except Exception:
             _log.exception("media scheduler tick failed")
         self._arm()
