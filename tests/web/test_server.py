@@ -17,7 +17,6 @@ from sippa.app.store import ConfigStore
 from sippa.app.webserver import TrustAnchors
 from sippa.interfaces.web import WebContext, WebServer
 from sippa.net.tls import TlsPolicyError, set_groups
-from tests.peers.process import free_port
 from tests.web.conftest import ADMIN_PASSWORD, FakePhone
 
 
@@ -103,9 +102,11 @@ async def test_configured_certificate_is_used(tmp_path: Path) -> None:
     cert, key = ensure_certificate(tmp_path / "mine")
     store = ConfigStore(":memory:", lines=1)
     ctx = WebContext(store, Accounts(store), TrustAnchors(None, system=False))
-    async with WebServer(ctx, data_dir=tmp_path, port=0, certfile=cert, keyfile=key) as web:
-        async with httpx.AsyncClient(verify=_client_ctx(cert)) as c:
-            assert (await c.get(f"https://127.0.0.1:{web.port}/login")).status_code == 303
+    async with (
+        WebServer(ctx, data_dir=tmp_path, port=0, certfile=cert, keyfile=key) as web,
+        httpx.AsyncClient(verify=_client_ctx(cert)) as c,
+    ):
+        assert (await c.get(f"https://127.0.0.1:{web.port}/login")).status_code == 303
     assert not (tmp_path / "web-cert.pem").exists()
 
 
@@ -113,32 +114,29 @@ async def test_event_stream(server: WebServer, tmp_path: Path) -> None:
     token = server.ctx.accounts.create_token("user", "t")
     headers = {"Authorization": f"Bearer {token}"}
     base = f"https://127.0.0.1:{server.port}/api/v1"
-    async with httpx.AsyncClient(verify=_client_ctx(tmp_path / "web-cert.pem"),
-                                 timeout=10) as c:
-        async with c.stream("GET", f"{base}/events", headers=headers) as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            events = stream.aiter_lines()
+    async with (
+        httpx.AsyncClient(verify=_client_ctx(tmp_path / "web-cert.pem"), timeout=10) as c,
+        c.stream("GET", f"{base}/events", headers=headers) as stream,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = stream.aiter_lines()
 
-            async def next_event() -> tuple[str, dict[str, object]]:
-                kind = ""
-                async for line in events:
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: "):
-                        return kind, json.loads(line[6:])
-                raise AssertionError("stream ended")
+        async def next_event() -> tuple[str, dict[str, object]]:
+            kind = ""
+            async for line in events:
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    return kind, json.loads(line[6:])
+            raise AssertionError("stream ended")
 
-            kind, data = await asyncio.wait_for(next_event(), 5)
-            assert kind == "hello" and data["lines"][0]["line"] == 1
-            r = await c.post(f"{base}/calls", json={"target": "bob"}, headers=headers)
-            assert r.status_code == 201
-            kind, data = await asyncio.wait_for(next_event(), 5)
-            assert kind == "call" and data["state"] == "confirmed"
-            r = await c.patch(f"{base}/settings", json={"Display_Name_1_": "A"}, headers=headers)
-            assert r.status_code == 200
-            kind, data = await asyncio.wait_for(next_event(), 5)
-            assert kind == "settings" and data == {"changed": ["display_name"]}
-
-
-def test_free_port_helper_is_loopback() -> None:
-    assert 0 < free_port() < 65536
+        kind, data = await asyncio.wait_for(next_event(), 5)
+        assert kind == "hello" and data["lines"][0]["line"] == 1
+        r = await c.post(f"{base}/calls", json={"target": "bob"}, headers=headers)
+        assert r.status_code == 201
+        kind, data = await asyncio.wait_for(next_event(), 5)
+        assert kind == "call" and data["state"] == "confirmed"
+        r = await c.patch(f"{base}/settings", json={"Display_Name_1_": "A"}, headers=headers)
+        assert r.status_code == 200
+        kind, data = await asyncio.wait_for(next_event(), 5)
+        assert kind == "settings" and data == {"changed": ["display_name"]}
