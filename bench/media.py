@@ -16,8 +16,9 @@ A stream count is *sustained* when, over the measurement window, the 99th percen
 send lateness (send time minus the frame's deadline on the fixed 20 ms grid) is at most
 2 ms and no packet is lost (every packet sent came back authenticated). Both kinds climb
 one ladder of stream counts interleaved (so both see the same machine load); a kind stops
-at a failure confirmed by one retry. The engine and the reflector are pinned to different
-CPUs when there are two. Both sides may send up to 1 ms early (their
+at a failure confirmed by one retry. ``--pin`` puts the engine and the reflector on
+different CPUs (helps on a quiet machine, hurts on a busy one), ``--nice -10`` raises
+their priority on a shared machine. Both sides may send up to 1 ms early (their
 timers aim 0.5 ms before the deadline); the largest earliness is printed too.
 
 Then the per-packet protect cost: ``SrtpContext.protect`` (sippa.rtp.srtp) against
@@ -62,8 +63,9 @@ LOOPBACK = "127.0.0.1"
 # --- the reflector (separate process) ---
 
 
-def reflector(port_file: str) -> None:
-    pin(1)
+def reflector(port_file: str, cpu: int | None) -> None:
+    if cpu is not None:
+        pin(cpu)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
         if opt is None:
@@ -85,11 +87,13 @@ def reflector(port_file: str) -> None:
 
 
 class Reflector:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, nice: int = 0, pin_cpus: bool = False) -> None:
         port_file = workdir / f"reflector-{os.getpid()}.port"
         port_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--reflector", str(port_file)], start_new_session=True
+            [sys.executable, __file__, "--reflector", str(port_file), "--nice", str(nice)]
+            + (["--pin"] if pin_cpus else []),
+            start_new_session=True,
         )
         deadline = time.monotonic() + 10
         while not port_file.exists() or not port_file.read_text():
@@ -349,9 +353,19 @@ def main() -> int:
     ap.add_argument("--start", type=int, default=300, help="stream count of --quick")
     ap.add_argument("--max", type=int, default=4000, help="largest stream count tried")
     ap.add_argument("--quick", action="store_true", help="one short trial per kind (smoke test)")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the engine and the reflector to different CPUs (a quiet machine)")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="niceness change for the engine and the reflector (e.g. -10 on a busy "
+                         "shared machine; needs privileges)")
     a = ap.parse_args()
+    if a.nice:
+        try:
+            os.nice(a.nice)
+        except OSError as exc:
+            print(f"cannot change niceness: {exc}")
     if a.reflector:
-        reflector(a.reflector)
+        reflector(a.reflector, 1 if a.pin else None)
         return 0
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -365,10 +379,11 @@ def main() -> int:
     except ImportError:
         print("uvloop not installed (pip install 'sippa[fast]'): default loop only")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
-          f"fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
+          f"fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}, nice {os.nice(0)}")
     workdir = Path(os.environ.get("TMPDIR", "/tmp"))
-    reflector_proc = Reflector(workdir)
-    pin(0)
+    reflector_proc = Reflector(workdir, a.nice, a.pin)
+    if a.pin:
+        pin(0)
     results: dict[tuple[str, str], int] = {}
     trials: dict[tuple[str, str], list[Trial]] = {}
     started = time.monotonic()
