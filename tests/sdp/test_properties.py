@@ -10,7 +10,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sippa.errors import RemoteProtocolError
-from sippa.sdp import MediaCapabilities, Negotiator, SrtpPolicy, parse_crypto, parse_sdp
+from sippa.sdp import (
+    CRYPTO_SUITES,
+    G722,
+    OPUS,
+    PCMA,
+    PCMU,
+    Attribute,
+    Bandwidth,
+    Connection,
+    MediaCapabilities,
+    MediaDescription,
+    Negotiator,
+    Origin,
+    SessionDescription,
+    SrtpPolicy,
+    Timing,
+    parse_crypto,
+    parse_sdp,
+)
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "sdes"
 SAMPLES = [p.read_bytes() for p in sorted(VECTORS.rglob("*.sdp"))]
@@ -141,3 +159,106 @@ def test_crypto_parser(value: str) -> None:
     assert again.tag == attr.tag and again.suite == attr.suite
     assert [k.key_salt for k in again.key_params] == [k.key_salt for k in attr.key_params]
     assert parse_crypto(str(again)) == again
+
+
+# --- generated descriptions and negotiator pairs ----------------------------------------------
+
+
+TOKEN = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,11}", fullmatch=True)
+TEXT = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 ,.:;/=@_\-]{0,20}[A-Za-z0-9]", fullmatch=True)
+IPV4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
+CONNECTION = st.one_of(IPV4.map(Connection),
+                       st.just(Connection("2001:db8::7", "IN", "IP6")),
+                       st.just(Connection("host.example.com")))
+ATTRIBUTE = st.one_of(
+    st.builds(Attribute, TOKEN, st.none() | TEXT),
+    st.sampled_from([Attribute("sendonly"), Attribute("rtcp-mux"), Attribute("ptime", "30"),
+                     Attribute("rtpmap", "96 opus/48000/2"), Attribute("fmtp", "101 0-16"),
+                     Attribute("rtcp", "9001 IN IP4 192.0.2.9")]),
+)
+MEDIA = st.builds(
+    MediaDescription,
+    st.sampled_from(["audio", "video", "application"]),
+    st.integers(0, 65535),
+    st.sampled_from(["RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVPF"]),
+    st.lists(st.integers(0, 127).map(str), min_size=1, max_size=6).map(tuple),
+    port_count=st.none() | st.integers(1, 4),
+    title=st.none() | TEXT,
+    connections=st.lists(CONNECTION, max_size=2).map(tuple),
+    bandwidths=st.lists(st.builds(Bandwidth, st.sampled_from(["AS", "CT", "TIAS"]),
+                                  st.integers(0, 10**6)), max_size=2).map(tuple),
+    attributes=st.lists(ATTRIBUTE, max_size=8).map(tuple),
+)
+SESSION = st.builds(
+    SessionDescription,
+    origin=st.builds(Origin, TOKEN, st.integers(0, 2**63), st.integers(0, 2**63), IPV4),
+    session_name=st.sampled_from(["-", " ", "Talk", ""]) | TEXT,
+    information=st.none() | TEXT,
+    emails=st.lists(TEXT, max_size=2).map(tuple),
+    connection=CONNECTION,
+    timings=st.lists(st.builds(Timing, st.integers(0, 2**32), st.integers(0, 2**32)),
+                     min_size=1, max_size=2).map(tuple),
+    attributes=st.lists(ATTRIBUTE, max_size=4).map(tuple),
+    media=st.lists(MEDIA, max_size=4).map(tuple),
+)
+
+
+@SETTINGS
+@given(SESSION)
+def test_generated_descriptions_round_trip(sdp: SessionDescription) -> None:
+    data = bytes(sdp)
+    assert parse_sdp(data) == sdp
+    assert parse_sdp(data.replace(b"\r\n", b"\n")) == sdp
+
+
+CAPS = st.builds(
+    MediaCapabilities,
+    st.just("192.0.2.1"),
+    st.integers(1024, 65534),
+    codecs=st.lists(st.sampled_from([PCMU, PCMA, G722, OPUS]), min_size=1, max_size=4,
+                    unique=True).map(tuple),
+    ptime=st.sampled_from([10, 20, 30]),
+    telephone_event=st.booleans(),
+    srtp=st.sampled_from(list(SrtpPolicy)),
+    suites=st.lists(st.sampled_from(sorted(CRYPTO_SUITES)), min_size=1, max_size=6,
+                    unique=True).map(tuple),
+    rtcp_mux=st.booleans(),
+)
+
+
+@SETTINGS
+@given(CAPS, CAPS, st.booleans())
+def test_two_negotiators_agree(a_caps: MediaCapabilities, b_caps: MediaCapabilities,
+                               hold: bool) -> None:
+    """Any two phones either agree on one consistent set of media parameters or refuse
+    with 488; they never disagree about codec, keys or suite."""
+    counter = iter(range(10**6))
+
+    def random_bytes(n: int) -> bytes:
+        return bytes(next(counter) % 256 for _ in range(n))
+
+    a = Negotiator(a_caps, session_id=1, session_version=1, random_bytes=random_bytes)
+    b = Negotiator(b_caps, session_id=2, session_version=1, random_bytes=random_bytes)
+    offer = parse_sdp(bytes(a.hold_offer() if hold else a.create_offer()))
+    try:
+        answer, pb = b.receive_offer(offer)
+    except RemoteProtocolError as exc:
+        assert exc.status_code == 488
+        return
+    pa = a.receive_answer(parse_sdp(bytes(answer)))
+    assert (pa.codec, pa.clock_rate, pa.channels) == (pb.codec, pb.clock_rate, pb.channels)
+    assert pa.payload_type == pb.payload_type
+    assert pa.srtp_suite == pb.srtp_suite
+    assert pa.srtp_local_key == pb.srtp_remote_key and pa.srtp_remote_key == pb.srtp_local_key
+    if pa.srtp_suite is not None:
+        suite = CRYPTO_SUITES[pa.srtp_suite]
+        assert pa.srtp_local_key is not None and len(pa.srtp_local_key) == suite.key_salt_length
+        assert pa.srtp_suite in a_caps.suites and pa.srtp_suite in b_caps.suites
+    else:
+        assert SrtpPolicy.MANDATORY not in (a_caps.srtp, b_caps.srtp)
+        assert pa.srtp_reason and pb.srtp_reason
+    assert pa.rtcp_mux == pb.rtcp_mux == (a_caps.rtcp_mux and b_caps.rtcp_mux)
+    assert pa.direction.reversed() is pb.direction
+    assert pa.direction.sends and not pa.direction.receives if hold else pa.direction.sends
+    assert (pa.remote_port, pb.remote_port) == (b_caps.port, a_caps.port)
+    assert (pa.telephone_event_pt is None) == (pb.telephone_event_pt is None)
