@@ -39,6 +39,8 @@ from sippa.net.tls import (
 __all__ = [
     "CertificateError",
     "TrustAnchors",
+    "custom_ca_dir",
+    "custom_ca_files",
     "ensure_certificate",
     "server_context",
 ]
@@ -51,6 +53,17 @@ CERT_DAYS = 825  # the longest lifetime browsers accept for a server certificate
 MAX_CA_UPLOAD = 256 * 1024  # a CA bundle larger than this is not a CA bundle
 
 _TLS_VERSIONS = {"TLS 1.2": ssl.TLSVersion.TLSv1_2, "TLS 1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def custom_ca_dir(data_dir: Path) -> Path:
+    """Where uploaded custom CA certificates are kept (beside the database)."""
+    return data_dir / "ca"
+
+
+def custom_ca_files(data_dir: Path) -> tuple[Path, ...]:
+    """The uploaded custom CA files, for the phone's trust anchors."""
+    directory = custom_ca_dir(data_dir)
+    return tuple(sorted(directory.glob("*.pem"))) if directory.is_dir() else ()
 
 
 class CertificateError(ValueError):
@@ -145,15 +158,23 @@ class AnchorInfo:
 class TrustAnchors:
     """Built-in (system) CAs plus the custom CAs stored in ``directory`` (one PEM each)."""
 
-    def __init__(self, directory: Path | None, *, system: bool = True) -> None:
+    def __init__(
+        self, directory: Path | None, *, system: bool = True, extra_files: tuple[Path, ...] = ()
+    ) -> None:
         self.directory = directory
         self.system = system
+        self.extra_files = extra_files
         self._store = self._load()
 
     def _load(self) -> TrustStore:
         store = TrustStore()
         if self.system:
             store.add_system()
+        for path in self.extra_files:  # CA files given on the command line
+            try:
+                store.add_pem_file(path)
+            except TlsConfigError as exc:
+                log.warning("ignoring CA file %s: %s", path, exc)
         if self.directory is not None and self.directory.is_dir():
             for path in sorted(self.directory.glob("*.pem")):
                 try:

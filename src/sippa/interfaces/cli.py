@@ -116,6 +116,13 @@ def _add_phone_commands(commands: Any) -> None:
     p.add_argument("--ca", action="append", default=[], type=Path, metavar="PEM")
     p.add_argument("--dns", metavar="IP[:PORT]")
     p.add_argument("-v", "--verbose", action="store_true")
+    web = p.add_argument_group("web pages and REST API (HTTPS)")
+    web.add_argument("--no-web", action="store_true", help="do not serve the web pages")
+    web.add_argument("--web-host", help="address of the web pages (default: --host)")
+    web.add_argument("--web-port", type=int, help="HTTPS port (default: Web Server Port, 8443)")
+    web.add_argument("--http-port", type=int, help="also serve HTTP here, redirecting to HTTPS")
+    web.add_argument("--web-cert", type=Path, help="PEM certificate (default: self-signed)")
+    web.add_argument("--web-key", type=Path, help="PEM key of --web-cert")
     p.set_defaults(func=_run_serve)
 
     p = commands.add_parser("call", parents=[common], help="place a call",
@@ -265,9 +272,12 @@ def _run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db, sock = _paths(args)
+    from sippa.app.webserver import custom_ca_files  # noqa: PLC0415
+
     options = RuntimeOptions(db=db, host=args.host, sip_port=args.sip_port,
                              tls_port=args.tls_port, echo=not args.no_echo,
-                             ca_files=tuple(args.ca), dns=args.dns)
+                             ca_files=tuple(args.ca) + custom_ca_files(db.parent), dns=args.dns)
+    web_tasks: list[asyncio.Task[None]] = []
 
     def ready(runtime: PhoneRuntime, path: Path) -> None:
         phone = runtime.phone
@@ -278,6 +288,15 @@ def _run_serve(args: argparse.Namespace) -> int:
         if runtime.echo is not None:
             print(f"  echo service: {runtime.echo.uri} (TLS + SRTP)", flush=True)
             print("  try: sippa call echo --duration 5", flush=True)
+        if not args.no_web:
+            from sippa.interfaces.web import run_phone_web  # noqa: PLC0415
+
+            assert runtime.store is not None
+            web_tasks.append(asyncio.get_running_loop().create_task(run_phone_web(
+                phone, runtime.store, data_dir=db.parent, host=args.web_host or args.host,
+                port=args.web_port, http_port=args.http_port, certfile=args.web_cert,
+                keyfile=args.web_key, ca_files=tuple(args.ca),
+            )))
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(options, sock, ready=ready))

@@ -6,7 +6,16 @@ HTTPS (with an optional HTTP port that redirects) until cancelled.
 """
 
 from sippa.interfaces.web.app import WebContext, create_app
-from sippa.interfaces.web.phone import EventHub, PhoneService
-from sippa.interfaces.web.server import WebServer, run_web
+from sippa.interfaces.web.phone import EventHub, PhoneAdapter, PhoneService
+from sippa.interfaces.web.server import WebServer, run_phone_web, run_web
 
-__all__ = ["EventHub", "PhoneService", "WebContext", "WebServer", "create_app", "run_web"]
+__all__ = [
+    "EventHub",
+    "PhoneAdapter",
+    "PhoneService",
+    "WebContext",
+    "WebServer",
+    "create_app",
+    "run_phone_web",
+    "run_web",
+]

@@ -1,8 +1,8 @@
 """What the web pages and the API need from the phone, and the event hub behind the SSE stream.
 
-The web layer stays thin: it calls a :class:`PhoneService` (the app's phone, through a small
-adapter) and never builds SIP itself. Without a running phone (``phone=None``) the pages still
-serve the configuration, and the call endpoints answer 503.
+The web layer stays thin: it calls a :class:`PhoneService` (the app's :class:`Phone` through
+:class:`PhoneAdapter`) and never builds SIP itself. Without a running phone (``phone=None``)
+the pages still serve the configuration, and the call endpoints answer 503.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
+
+from sippa.app.phone import CallChanged, CallError, LineChanged, Phone, PhoneEvent
+
+__all__ = ["EventHub", "PhoneAdapter", "PhoneService", "sse"]
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +24,10 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 
 class PhoneService(Protocol):
-    """The phone as the web sees it. Dicts are JSON-ready (``Call.as_dict()`` style)."""
+    """The phone as the web sees it. Dicts are JSON-ready (``Call.as_dict()`` style).
+
+    Commands raise KeyError for an unknown call and ValueError when the call cannot do that.
+    """
 
     def lines(self) -> list[dict[str, Any]]: ...
     def calls(self) -> list[dict[str, Any]]: ...
@@ -36,10 +43,78 @@ class PhoneService(Protocol):
         ...
 
 
+class PhoneAdapter:
+    """:class:`PhoneService` over the app's :class:`sippa.app.phone.Phone`."""
+
+    def __init__(self, phone: Phone) -> None:
+        self.phone = phone
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [line.as_dict() for line in self.phone.lines.values()]
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [c.as_dict() for c in self.phone.calls.values() if not c.is_over]
+
+    def history(self, count: int = 50) -> list[dict[str, Any]]:
+        if self.phone.history is None:
+            return []
+        return [e.as_dict() for e in self.phone.history.recent(count)]
+
+    def _known(self, call_id: str) -> None:
+        call = self.phone.calls.get(call_id)
+        if call is None or call.is_over:
+            raise KeyError(call_id)
+
+    @staticmethod
+    async def _guard(command: Awaitable[object]) -> None:
+        try:
+            await command
+        except CallError as exc:
+            raise ValueError(str(exc)) from None
+
+    async def dial(self, target: str, line: int | None = None) -> dict[str, Any]:
+        if line is not None and line not in self.phone.lines:
+            raise ValueError(f"this phone has lines 1 to {len(self.phone.lines)}")
+        try:
+            call = await self.phone.dial(target, line)
+        except CallError as exc:
+            raise ValueError(str(exc)) from None
+        return call.as_dict()
+
+    async def answer(self, call_id: str) -> None:
+        self._known(call_id)
+        await self._guard(self.phone.answer(call_id))
+
+    async def hangup(self, call_id: str) -> None:
+        self._known(call_id)
+        await self._guard(self.phone.hangup(call_id))
+
+    async def hold(self, call_id: str, on: bool) -> None:
+        self._known(call_id)
+        await self._guard(self.phone.hold(call_id) if on else self.phone.resume(call_id))
+
+    async def dtmf(self, call_id: str, digits: str) -> None:
+        self._known(call_id)
+        await self._guard(self.phone.send_dtmf(digits, call_id))
+
+    async def transfer(self, call_id: str, target: str) -> None:
+        self._known(call_id)
+        await self._guard(self.phone.transfer(target, call_id))
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        def on_event(event: PhoneEvent) -> None:
+            if isinstance(event, LineChanged):
+                listener("line", {**event.status, "line": event.line})
+            elif isinstance(event, CallChanged):
+                listener("call", {**event.info, "id": event.call, "state": event.state})
+
+        return self.phone.subscribe(on_event)
+
+
 class EventHub:
     """Fans events out to every open event stream; safe to publish from any thread."""
 
-    QUEUE = 256  # a stream that falls this far behind loses events (and is told so)
+    QUEUE = 256  # a stream that falls this far behind loses events (and the log says so)
 
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()

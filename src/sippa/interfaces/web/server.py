@@ -14,9 +14,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from starlette.types import Receive, Scope, Send
 
+from sippa.app.accounts import Accounts
+from sippa.app.phone import Phone
+from sippa.app.store import ConfigStore
+from sippa.app.webserver import TrustAnchors, custom_ca_dir
 from sippa.interfaces.web.app import WebContext, create_app
+from sippa.interfaces.web.phone import PhoneAdapter
 
-__all__ = ["WebServer", "redirect_app", "run_web"]
+__all__ = ["WebServer", "redirect_app", "run_phone_web", "run_web"]
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +198,28 @@ async def run_web(
         await asyncio.Event().wait()
     finally:
         await server.stop()
+
+
+async def run_phone_web(
+    phone: Phone,
+    store: ConfigStore,
+    *,
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    http_port: int | None = None,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+    ca_files: tuple[Path, ...] = (),
+) -> None:
+    """``sippa serve``'s web UI for a running phone, until cancelled."""
+    accounts = Accounts(store)
+    trust = TrustAnchors(custom_ca_dir(data_dir), extra_files=ca_files)
+    ctx = WebContext(store, accounts, trust, PhoneAdapter(phone))
+    try:
+        await run_web(
+            ctx, data_dir=data_dir, host=host, port=port, http_port=http_port,
+            certfile=certfile, keyfile=keyfile,
+        )
+    finally:
+        accounts.close()
