@@ -265,3 +265,20 @@ def test_realworld_details(vectors: Path) -> None:
     assert fs.media[0].rtcp == RtcpAttribute(32102, "1.2.3.4")
     assert fs.media[0].rtpmaps()[102] == RtpMap(102, "opus", 48000, 2)
     assert fs.media[0].fmtps()["102"].startswith("useinbandfec=1; maxaveragebitrate=18000")
+
+
+def test_trailing_whitespace_tolerated() -> None:
+    spaced = BASIC.replace(b"\r\n", b" \r\n").replace(b"a=ptime:30 ", b"a=ptime:30\t ")
+    assert parse_sdp(spaced) == parse_sdp(BASIC)
+    assert parse_sdp(BASIC.rstrip(b"\r\n") + b"  ") == parse_sdp(BASIC)
+    # Leading whitespace is still an error: " v=0" is not a line of type "v".
+    with pytest.raises(RemoteProtocolError):
+        parse_sdp(b" " + BASIC)
+
+
+def test_blank_session_name_kept() -> None:
+    data = b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns= \r\nc=IN IP4 1.2.3.4 \r\nt=0 0\r\n"
+    sdp = parse_sdp(data)
+    assert sdp.session_name == " "
+    assert sdp.connection == Connection("1.2.3.4")
+    assert bytes(sdp) == data.replace(b"1.2.3.4 \r\n", b"1.2.3.4\r\n")

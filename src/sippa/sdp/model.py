@@ -84,6 +84,10 @@ _RTCP_RE = re.compile(rf"([0-9]{{1,5}})(?: ({_TCHARS}) ({_TCHARS}) ({_NON_WS}))?
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
+# Whitespace at line ends, except a name that is all blanks ("s= " is the RFC 8866 §5.3 way of
+# saying "no name").
+_TRAILING_WS_RE = re.compile(r"^(?!s=[ \t]*$)(.*?)[ \t]+$", re.MULTILINE)
+
 # RFC 8866 §5: the lines of the session section, in the order they must appear.
 _SESSION_ORDER = {"v": 0, "o": 1, "s": 2, "i": 3, "u": 4, "e": 5, "p": 6, "c": 7, "b": 8,
                   "t": 9, "r": 9, "z": 10, "k": 11}
@@ -552,6 +556,10 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
             raise _bad("bare CR")
     if "\x00" in text:
         raise _bad("NUL character")
+    if " \n" in text or "\t\n" in text or text.endswith((" ", "\t")):
+        # RFC 8866 §5 allows no whitespace at line ends, but some phones send it (the Cisco
+        # SPA capture in tests/vectors had it); it carries no meaning, so it is dropped.
+        text = _TRAILING_WS_RE.sub(r"\1", text)
     lines = text.split("\n")
     # Trailing empty lines (a final CRLF, or a blank line some stacks add) are fine.
     while lines and not lines[-1]:
