@@ -729,3 +729,23 @@ def test_baresip_captures() -> None:
         lone.receive_answer(parse_sdp(BARESIP_WRONG_ANSWER))
     assert info.value.status_code == 488
     assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 matches none" in info.value.reason
+
+
+def test_fork_for_a_second_early_dialog() -> None:
+    a = make()
+    offer = wire(a.create_offer())
+    twin = a.fork()
+    answer, pb = make(port=5000, seed=60).receive_offer(offer)
+    answer_b = wire(answer)
+    answer_c = wire(make(port=6000, seed=90, suites=("AES_CM_128_HMAC_SHA1_80",))
+                    .receive_offer(offer)[0])
+    pa = a.receive_answer(answer_b)
+    pt = twin.receive_answer(answer_c)
+    assert pa.srtp_suite == "AEAD_AES_256_GCM" and pt.srtp_suite == "AES_CM_128_HMAC_SHA1_80"
+    assert pa.remote_port == 5000 and pt.remote_port == 6000
+    assert pa.srtp_remote_key == pb.srtp_local_key
+    # Independent from here on: one dialog re-keys and re-offers, the other is untouched.
+    a.rekey()
+    a.create_offer()
+    assert twin.state is NegotiatorState.DONE and twin.active == pt
+    assert twin.create_offer().origin.session_version == 1

@@ -18,7 +18,8 @@ SDES (``sdes``): ``CryptoAttribute.parse(value)`` / ``str(attr)``, ``KeyParams``
 Offer/answer (``negotiate``): ``Negotiator(MediaCapabilities, *, session_id, session_version,
 random_bytes)`` with ``create_offer()``, ``hold_offer()``, ``resume_offer()``,
 ``receive_answer(sdp) -> MediaParameters``, ``receive_offer(sdp) -> (answer, MediaParameters)``,
-``cancel_offer()``, ``rekey()``; ``MediaParameters`` is the frozen result for the media layer.
+``cancel_offer()``, ``rekey()``, ``fork()``; ``MediaParameters`` is the frozen result for the
+media layer.
 
 Errors: malformed input is ``RemoteProtocolError`` with status 400 (413 when too large);
 unacceptable media is 488; an offer during our pending offer is 491.

@@ -9,6 +9,7 @@ peer SDP into a plain :class:`MediaParameters` for the media layer::
     params = neg.receive_answer(answer_sdp)   # -> MediaParameters, or RemoteProtocolError(488)
     answer, params = neg.receive_offer(offer_sdp)   # we are the answerer
     neg.cancel_offer()                        # our offer was refused (488, 491 glare...)
+    other = neg.fork()                        # a second early dialog answering the same offer
 
 Choices (documented here because RFC 3264 and RFC 4568 leave them open):
 
@@ -41,6 +42,7 @@ Choices (documented here because RFC 3264 and RFC 4568 leave them open):
 
 from __future__ import annotations
 
+import copy
 import enum
 import logging
 from collections.abc import Callable
@@ -353,6 +355,16 @@ class Negotiator:
         """A re-offer taking the call off hold (sendrecv)."""
         self._hold = False
         return self.create_offer()
+
+    def fork(self) -> Negotiator:
+        """An independent copy for another dialog of the same INVITE (RFC 3261 §13.2.2.4: a
+        forked offer gets one answer per early dialog). The copy shares nothing mutable; it
+        keeps the pending offer, keys and version, so each dialog can apply its own answer."""
+        twin = copy.copy(self)
+        twin._keys = dict(self._keys)
+        twin._offered_crypto = dict(self._offered_crypto)
+        twin._pt_map = dict(self._pt_map)
+        return twin
 
     def rekey(self) -> None:
         """Use fresh SRTP keys in the next offer or answer (RFC 4568 §7.1.4)."""
