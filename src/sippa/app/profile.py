@@ -50,6 +50,7 @@ __all__ = [
     "ProfileEntry",
     "ProfileError",
     "apply_profile",
+    "check_profile",
     "decode_profile",
     "export_profile",
     "import_profile",
@@ -339,7 +340,7 @@ def prepare_profile(
     return prepared
 
 
-def _login_password(s: Setting, text: str) -> str:
+def _login_password(s: Setting, text: str, *, hashed: bool) -> str:
     """Plain text -> scrypt hash (an exported hash is kept); raises ValueError."""
     if _HASH_RE.fullmatch(text):
         return text
@@ -347,29 +348,26 @@ def _login_password(s: Setting, text: str) -> str:
         if s.key == "admin_password":
             raise ValueError("the admin password cannot be cleared by a profile")
         return ""
-    try:
-        check_password_policy(text)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
-    return hash_password(text)
+    check_password_policy(text)
+    return hash_password(text) if hashed else text
 
 
-def apply_profile(
-    prepared: PreparedProfile, store: ConfigStore, access: AccessMap | None = None
-) -> ImportResult:
-    """Check every value and save them all in one transaction, or raise and change nothing."""
+def _checked_changes(
+    prepared: PreparedProfile, store: ConfigStore, *, hashed: bool
+) -> dict[Key, Value]:
     changes: dict[Key, Value] = {}
     errors: dict[str, str] = {}
     for k, text in prepared.values.items():
         s = SCHEMA[k[0]]
         if s.key in _LOGIN_PASSWORDS:
-            current = str(store.get(s.key))
-            if text == current:
+            if text == str(store.get(s.key)):
                 continue
             try:
-                changes[k] = _login_password(s, text)
+                value = _login_password(s, text, hashed=hashed)
             except ValueError as exc:
                 errors[prepared.names[k]] = str(exc)
+                continue
+            changes[k] = value if hashed else str(store.get(s.key))
             continue
         changes[k] = text
     if errors:
@@ -382,6 +380,19 @@ def apply_profile(
             for k, m in exc.errors.items()
         }
         raise ProfileError("the profile is invalid", named) from None
+    return changes
+
+
+def check_profile(prepared: PreparedProfile, store: ConfigStore) -> None:
+    """Raise :class:`ProfileError` if applying ``prepared`` would fail (changes nothing)."""
+    _checked_changes(prepared, store, hashed=False)
+
+
+def apply_profile(
+    prepared: PreparedProfile, store: ConfigStore, access: AccessMap | None = None
+) -> ImportResult:
+    """Check every value and save them all in one transaction, or raise and change nothing."""
+    changes = _checked_changes(prepared, store, hashed=True)
     changed = store.update(changes)
     if access is not None and prepared.access:
         access.update(prepared.access)

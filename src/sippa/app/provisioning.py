@@ -1,0 +1,402 @@
+"""Profile resync: Profile_Rule, Profile_Rule_B..D on start, periodically, on error, on NOTIFY.
+
+Behaviour (Cisco MPP admin guide, "Provisioning"; see README):
+
+- On start, when ``Resync_On_Reset`` is on, after a random delay of up to
+  ``Resync_Random_Delay`` x 20 s; then every ``Resync_Periodic`` seconds (0 = never) plus the
+  same random delay, so a fleet of phones does not hit the server at once.
+- A failed resync is retried after ``Resync_Error_Retry_Delay`` seconds.
+- A resync waits while a call is up (``is_busy()``), but at most ``Forced_Resync_Delay``
+  seconds; an authenticated SIP NOTIFY with ``Event: resync`` (the phone checks the
+  authentication and calls :meth:`Provisioner.on_resync_notify`) asks for one now, when
+  ``Resync_From_SIP`` allows it. ``Provision_Enable = No`` turns all of it off.
+- One resync fetches every non-empty rule in order, decodes and checks every profile, and only
+  then applies them all in ONE store transaction (later rules win): a failed download or an
+  invalid profile changes nothing.
+
+:class:`ResyncSchedule` is the sans-IO timing logic (time and randomness are arguments);
+:class:`Provisioner` is the asyncio pump around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from sippa.app.profile import (
+    MAX_PROFILE_BYTES,
+    AccessMap,
+    PreparedProfile,
+    ProfileError,
+    apply_profile,
+    check_profile,
+    prepare_profile,
+)
+from sippa.app.rules import RuleError, parse_rule
+from sippa.app.settings import Value
+from sippa.app.store import ConfigStore, Key
+from sippa.net.http import Fetcher, FetchError, Request
+
+__all__ = [
+    "PROFILE_RULES",
+    "Clock",
+    "Provisioner",
+    "ResyncSchedule",
+    "ResyncStatus",
+    "ScheduleSettings",
+]
+
+log = logging.getLogger(__name__)
+
+PROFILE_RULES = ("profile_rule", "profile_rule_b", "profile_rule_c", "profile_rule_d")
+RANDOM_DELAY_UNIT = 20.0  # Resync_Random_Delay counts units of 20 s (Cisco)
+BUSY_POLL = 5.0  # how often a postponed resync looks whether the calls have ended
+_WATCHED = {
+    "provision_enable",
+    "resync_on_reset",
+    "resync_random_delay",
+    "resync_periodic",
+    "resync_error_retry_delay",
+    "forced_resync_delay",
+}
+
+
+class Clock(Protocol):
+    """Monotonic time and sleeping (tests pass a fake one)."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class _LoopClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    """The resync knobs, in seconds."""
+
+    enabled: bool = True
+    on_reset: bool = True
+    random_delay: float = 40.0
+    periodic: float = 3600.0
+    retry: float = 3600.0
+    forced_delay: float = 14400.0
+    from_sip: bool = True
+
+    @classmethod
+    def from_store(cls, store: ConfigStore) -> ScheduleSettings:
+        return cls(
+            enabled=bool(store.get("provision_enable")),
+            on_reset=bool(store.get("resync_on_reset")),
+            random_delay=int(store.get("resync_random_delay")) * RANDOM_DELAY_UNIT,
+            periodic=float(store.get("resync_periodic")),
+            retry=float(store.get("resync_error_retry_delay")),
+            forced_delay=float(store.get("forced_resync_delay")),
+            from_sip=bool(store.get("resync_from_sip")),
+        )
+
+
+class ResyncSchedule:
+    """When the next resync is due (sans-IO). ``rand(x)`` returns a number in [0, x]."""
+
+    def __init__(self, rand: Callable[[float], float]) -> None:
+        self._rand = rand
+        self.due_at: float | None = None
+        self.reason = "none"
+        self.postponed_since: float | None = None
+        self.failures = 0
+
+    def start(self, now: float, cfg: ScheduleSettings) -> None:
+        if cfg.enabled and cfg.on_reset:
+            self._set(now + self._rand(cfg.random_delay), "start")
+        else:
+            self._periodic(now, cfg)
+
+    def _set(self, due: float | None, reason: str) -> None:
+        self.due_at, self.reason = due, reason
+        self.postponed_since = None
+
+    def _periodic(self, now: float, cfg: ScheduleSettings) -> None:
+        if cfg.enabled and cfg.periodic > 0:
+            self._set(now + cfg.periodic + self._rand(cfg.random_delay), "periodic")
+        else:
+            self._set(None, "none")
+
+    def force(self, now: float, reason: str) -> None:
+        """Resync as soon as possible (a NOTIFY, a button)."""
+        if self.due_at is None or self.due_at > now:
+            self._set(now, reason)
+
+    def reconfigure(self, now: float, cfg: ScheduleSettings) -> None:
+        """The knobs changed: a waiting periodic resync is rescheduled with the new ones."""
+        if not cfg.enabled:
+            self._set(None, "none")
+        elif self.reason in ("periodic", "none"):
+            self._periodic(now, cfg)
+
+    def due(self, now: float, busy: bool, cfg: ScheduleSettings) -> bool:
+        """Whether to resync now; a busy phone postpones it up to ``forced_delay``."""
+        if not cfg.enabled or self.due_at is None or now < self.due_at:
+            return False
+        if busy:
+            if self.postponed_since is None:
+                self.postponed_since = now
+                log.info("resync postponed while a call is up")
+            if now - self.postponed_since < cfg.forced_delay:
+                return False
+            log.info("resync forced after %.0f s of calls", now - self.postponed_since)
+        return True
+
+    def wake_at(self, now: float, cfg: ScheduleSettings) -> float | None:
+        """When to look again (None: only when told)."""
+        if not cfg.enabled or self.due_at is None:
+            return None
+        if self.postponed_since is not None and now >= self.due_at:
+            return min(now + BUSY_POLL, self.postponed_since + cfg.forced_delay)
+        return self.due_at
+
+    def done(self, now: float, ok: bool, cfg: ScheduleSettings) -> None:
+        if ok:
+            self.failures = 0
+            self._periodic(now, cfg)
+        else:
+            self.failures += 1
+            if cfg.enabled and cfg.retry > 0:
+                self._set(now + cfg.retry, "retry")
+            else:
+                self._periodic(now, cfg)
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncStatus:
+    """What the Provisioning page shows."""
+
+    state: str = "never"
+    """never, running, ok, failed."""
+    last_attempt: float | None = None
+    """Wall-clock time (epoch seconds) of the last resync."""
+    last_success: float | None = None
+    error: str = ""
+    changed: int = 0
+    """How many settings the last successful resync changed."""
+    warnings: tuple[str, ...] = ()
+    next_in: float | None = None
+    """Seconds until the next scheduled resync (None: none scheduled)."""
+    reason: str = ""
+    """Why the next/last resync happens (start, periodic, retry, notify, manual)."""
+
+
+@dataclass
+class _Outcome:
+    ok: bool
+    error: str = ""
+    changed: dict[Key, Value] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Provisioner:
+    """Resyncs the phone's settings from its profile rules (see the module docstring).
+
+    ``macros()`` gives the current macro values (:func:`sippa.app.macros.device_macros`),
+    ``fetch`` downloads (:class:`sippa.net.http.HttpFetcher`), ``is_busy()`` says whether a call
+    is up, ``after_resync`` runs after every successful resync (e.g. the Custom CA Rule).
+    """
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        *,
+        macros: Callable[[], Mapping[str, str]],
+        fetch: Fetcher,
+        access: AccessMap | None = None,
+        is_busy: Callable[[], bool] = lambda: False,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        wall: Callable[[], float] = time.time,
+        after_resync: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self._macros = macros
+        self._fetch = fetch
+        self._access = access
+        self._is_busy = is_busy
+        self._clock: Clock = clock or _LoopClock()
+        rand = rng or random.SystemRandom()
+        self.schedule = ResyncSchedule(lambda x: rand.uniform(0, x) if x > 0 else 0.0)
+        self._wall = wall
+        self._after = after_resync
+        self._status = ResyncStatus()
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- status --------------------------------------------------------------------------
+
+    @property
+    def status(self) -> ResyncStatus:
+        due = self.schedule.due_at
+        next_in = None if due is None else max(0.0, due - self._clock.now())
+        return replace(self._status, next_in=next_in, reason=self.schedule.reason)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the schedule (the start resync comes after its random delay)."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self.schedule.start(self._clock.now(), ScheduleSettings.from_store(self.store))
+        self._unsubscribe = self.store.subscribe(self._on_change)
+        self._task = asyncio.create_task(self._run(), name="provisioning")
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _on_change(self, changes: dict[Key, Value]) -> None:
+        if not any(k in _WATCHED for k, _ in changes) or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._reconfigure)
+
+    def _reconfigure(self) -> None:
+        self.schedule.reconfigure(self._clock.now(), ScheduleSettings.from_store(self.store))
+        self._wake.set()
+
+    # -- triggers ----------------------------------------------------------------------------
+
+    def trigger(self, reason: str = "manual") -> None:
+        """Ask for a resync as soon as no call is up (at most ``Forced_Resync_Delay`` later)."""
+        self.schedule.force(self._clock.now(), reason)
+        self._wake.set()
+
+    async def on_resync_notify(self) -> bool:
+        """An AUTHENTICATED NOTIFY with ``Event: resync`` arrived; False if it is not allowed."""
+        cfg = ScheduleSettings.from_store(self.store)
+        if not (cfg.enabled and cfg.from_sip):
+            log.warning(
+                "NOTIFY resync ignored: %s is off",
+                "Resync_From_SIP" if cfg.enabled else "Provision_Enable",
+            )
+            return False
+        log.info("resync asked for by SIP NOTIFY")
+        self.trigger("notify")
+        return True
+
+    # -- the pump ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            cfg = ScheduleSettings.from_store(self.store)
+            now = self._clock.now()
+            if self.schedule.due(now, self._is_busy(), cfg):
+                outcome = await self._resync_once()
+                self.schedule.done(
+                    self._clock.now(), outcome.ok, ScheduleSettings.from_store(self.store)
+                )
+                continue
+            wake = self.schedule.wake_at(now, cfg)
+            self._wake.clear()
+            waiter = asyncio.create_task(self._wake.wait())
+            waits: set[asyncio.Task[object]] = {waiter}
+            if wake is not None:
+                waits.add(asyncio.create_task(self._clock.sleep(max(0.0, wake - now))))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in waits:
+                    t.cancel()
+
+    async def resync(self) -> ResyncStatus:
+        """Resync now (the web page's button), whatever the schedule; returns the status."""
+        outcome = await self._resync_once()
+        self.schedule.done(self._clock.now(), outcome.ok, ScheduleSettings.from_store(self.store))
+        self._wake.set()
+        return self.status
+
+    async def _resync_once(self) -> _Outcome:
+        async with self._lock:
+            started = self._wall()
+            self._status = replace(self._status, state="running", last_attempt=started)
+            try:
+                outcome = await self._fetch_and_apply()
+            except Exception as exc:  # a bug must not stop the schedule
+                log.exception("resync failed unexpectedly")
+                outcome = _Outcome(False, f"internal error: {type(exc).__name__}")
+            if outcome.ok:
+                self._status = ResyncStatus(
+                    state="ok",
+                    last_attempt=started,
+                    last_success=started,
+                    changed=len(outcome.changed),
+                    warnings=tuple(outcome.warnings),
+                )
+                log.info("resync done: %d settings changed", len(outcome.changed))
+            else:
+                self._status = replace(
+                    self._status,
+                    state="failed",
+                    error=outcome.error,
+                    warnings=tuple(outcome.warnings),
+                )
+                log.warning("resync failed: %s", outcome.error)
+            return outcome
+
+    async def _fetch_and_apply(self) -> _Outcome:
+        cfg = ScheduleSettings.from_store(self.store)
+        if not cfg.enabled:
+            return _Outcome(True, warnings=["Provision_Enable is off"])
+        macros = self._macros()
+        merged = PreparedProfile()
+        fetched = 0
+        for key in PROFILE_RULES:
+            name = {"profile_rule": "Profile_Rule"}.get(key, f"Profile_Rule_{key[-1].upper()}")
+            try:
+                rule = parse_rule(str(self.store.get(key)), macros)
+                if rule is None:
+                    continue
+                data = await self._fetch(
+                    Request(rule.url, rule.username, rule.password, max_bytes=MAX_PROFILE_BYTES)
+                )
+                if rule.sha256 is not None and hashlib.sha256(data).digest() != rule.sha256:
+                    raise ProfileError("the profile does not match its --sha256")
+                prepared = prepare_profile(data, self.store, key=rule.key, source=name)
+                check_profile(prepared, self.store)  # name the rule whose profile is bad
+                merged.merge(prepared)
+                fetched += 1
+            except (RuleError, FetchError, ProfileError) as exc:
+                return _Outcome(False, f"{name}: {exc}", warnings=merged.warnings)
+        if not fetched:
+            return _Outcome(True, warnings=["no profile rule is set"])
+        try:
+            result = apply_profile(merged, self.store, self._access)
+        except ProfileError as exc:
+            return _Outcome(False, str(exc), warnings=merged.warnings)
+        warnings = list(result.warnings)
+        if self._after is not None:
+            try:
+                await self._after()
+            except Exception as exc:
+                log.warning("after resync: %s", exc)
+                warnings.append(str(exc))
+        return _Outcome(True, changed=result.changed, warnings=warnings)
