@@ -155,6 +155,8 @@ class PhoneOptions:
     """Source and sink for answered incoming calls (default: silence, nothing played)."""
     history: bool = True
     """Keep a call history (in the settings database)."""
+    srtp_suites: tuple[str, ...] | None = None
+    """SDES suites to offer and accept (default: every suite, strongest first)."""
 
 
 def _uri_of(text: str) -> Uri:
@@ -239,7 +241,8 @@ class Phone:
         self._base = CoreConfig(
             local=tuple(local),
             aor=NameAddr(None, Uri("sip", "sippa", None, opts.host)),
-            contact_user="sippa",
+            # incoming calls get their Contact before we know the line: the default line's
+            contact_user=self.lines[self._default_line()].config.user_id or "sippa",
             timers=timers,
             user_agent=str(store.get("sip_user_agent_name")).replace("$VERSION", "0.1"),
         )
@@ -481,7 +484,7 @@ class Phone:
             kind, _, rest = registrar.status.target.partition(":")
             host, _, port_text = rest.rpartition(":")
             peer = Peer.of(kind, host.strip("[]"), int(port_text))
-            return self._hop(peer), peer, tls_server_name(cfg.domain)
+            return self._hop(peer), peer, None  # the registrar set the TLS identity
         where = cfg.proxy_uri if own_domain and cfg.proxy_uri is not None else uri
         if own_domain and cfg.outbound_proxy:
             where = cfg.proxy_uri or uri
@@ -549,6 +552,8 @@ class Phone:
             rtcp_mux=True,
             username="sippa",
         )
+        if self.options.srtp_suites is not None:
+            caps = replace(caps, suites=self.options.srtp_suites)
         return Negotiator(
             caps,
             session_id=secrets.randbits(62),

@@ -111,6 +111,9 @@ CALL_TABLE: dict[tuple[CallState, CallEvent], CallState] = {
 }
 del C, V
 
+# §13.2.2.4: headers of the INVITE that its ACK for a 2xx repeats.
+_CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization")
+
 # §14.1: glare retry delays, in units of 10 ms.
 GLARE_OWNER = (2.1, 4.0)
 GLARE_OTHER = (0.0, 2.0)
@@ -237,6 +240,11 @@ class InviteSession:
         session = cls(host, handle, is_uac=False, call_id=request.call_id)
         session.server_txn = txn
         contact = host.contact(txn.destination.transport)
+        if contact.uri.scheme == "sips" and not request.uri.is_secure:
+            # RFC 5630 §4.1: a sip: request (even over TLS) gets a sip: Contact with
+            # transport=tls; peers such as baresip drop the dialog on a sips: Contact here
+            uri = contact.uri.replace(scheme="sip").with_params(transport="tls")
+            contact = NameAddr(contact.display_name, uri, contact.params)
         # §12.1.1: secure when a sips Request-URI arrived over TLS
         secure = txn.destination.transport == "tls" and request.uri.is_secure
         session.dialog = Dialog.create_uas(request, host.new_tag(), contact, secure=secure)
@@ -365,7 +373,7 @@ class InviteSession:
             self.dialog = dialog
             self._fire(CallEvent.ANSWERED)
             if self.invite.body or self.cancel_requested:
-                self._send_ack(dialog, response, b"", None)
+                self._send_ack(dialog, self.invite, response, b"", None)
             else:
                 # delayed offer: the 2xx carries the offer, the ACK must carry the answer
                 self.awaiting_ack_body = True
@@ -386,24 +394,40 @@ class InviteSession:
             return
         fork = Dialog.create_uac(self.invite, response)
         self.fork_dialogs[tag] = fork
-        self._send_ack(fork, response, b"", None)
+        self._send_ack(fork, self.invite, response, b"", None)
         bye = fork.create_request("BYE")
         self.host.start_transaction(bye, fork.next_hop(), self, now)
         log.info("[%s] 2xx from fork %r: ACK + BYE", self.call_id, tag)
 
     def _send_ack(
-        self, dialog: Dialog, response: Response, body: bytes, content_type: str | None
+        self,
+        dialog: Dialog,
+        invite: Request,
+        response: Response,
+        body: bytes,
+        content_type: str | None,
     ) -> None:
+        """ACK a 2xx to ``invite`` (the INVITE as sent, with any credentials)."""
         ack = dialog.create_ack(response.cseq.seq, body, content_type)
+        # §13.2.2.4: "The ACK MUST contain the same credentials as the INVITE" (after a 401/407
+        # the INVITE that got the 2xx is the retry the core sent with them).
+        for name in _CREDENTIAL_HEADERS:
+            for value in invite.headers.get_all(name):
+                ack.headers.add(name, value)
         sent, destination = self.host.send_stateless(ack, dialog.next_hop())
         self.acks[(dialog.remote_tag, response.cseq.seq)] = (sent, destination)
 
     def ack(self, body: bytes, content_type: str | None = None) -> None:
         """Send the ACK carrying the answer to an offer received in a 2xx (delayed offer)."""
-        if not self.awaiting_ack_body or self.dialog is None or self._unacked_2xx is None:
+        if (
+            not self.awaiting_ack_body
+            or self.dialog is None
+            or self._unacked_2xx is None
+            or self.invite is None
+        ):
             raise LocalProtocolError(f"call {self.handle} is not waiting for an ACK body", 500)
         self.awaiting_ack_body = False
-        self._send_ack(self.dialog, self._unacked_2xx, body, content_type)
+        self._send_ack(self.dialog, self.invite, self._unacked_2xx, body, content_type)
         self._unacked_2xx = None
 
     def on_stray_2xx(self, response: Response) -> None:
@@ -675,10 +699,11 @@ class InviteSession:
         status = response.status_code
         if status < 200 or self.dialog is None:
             return
-        self.reinvite_txn = None
+        txn, self.reinvite_txn = self.reinvite_txn, None
         if status < 300:
             self.dialog.refresh_target(response)
-            self._send_ack(self.dialog, response, b"", None)
+            if txn is not None:
+                self._send_ack(self.dialog, txn.request, response, b"", None)
             self.reinvite_offer = None
             self.host.emit(ReinviteAnswered(self.handle, response.body, response.content_type))
         elif status == 491:
