@@ -6,7 +6,8 @@ in order and verbatim (``Attribute(name, value)``), so unknown ones survive a ro
 typed accessors (``rtpmaps()``, ``fmtps()``, ``ptime``, ``direction``, ``rtcp``, ``rtcp_mux``,
 ``attribute_values("crypto")``) read them on demand. Attributes whose syntax we rely on
 (rtpmap, fmtp, ptime, maxptime, rtcp) are checked while parsing, so a malformed one is reported
-up front. Everything wrong with the input is a :class:`RemoteProtocolError` with status 400.
+up front. Everything wrong with the input is a :class:`RemoteProtocolError` with status 400
+(413 when the body is larger than ``MAX_SDP_SIZE``).
 """
 
 from __future__ import annotations
@@ -51,10 +52,9 @@ _MAX_MISC = 64  # e=, p=, b=, c=, t=, r= lines per section
 # --- grammar (RFC 8866 §9) -------------------------------------------------------------------
 # token-char = %x21 / %x23-27 / %x2A-2B / %x2D-2E / %x30-39 / %x41-5A / %x5E-7E
 _TCHARS = r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+"
-_TCHARS_RE = re.compile(_TCHARS)
+_TCHARS_RE = re.compile(_TCHARS)  # also attribute names: a=<name>[:<value>] (RFC 8866 §5.13)
 # Anything visible (non-ws-string) plus inner spaces: used for free text fields.
 _NON_WS = r"[^\x00-\x20\x7f]+"
-_NON_WS_RE = re.compile(_NON_WS)
 # o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>
 _ORIGIN_RE = re.compile(
     rf"({_NON_WS}) ([0-9]{{1,20}}) ([0-9]{{1,20}}) ({_TCHARS}) ({_TCHARS}) ({_NON_WS})"
@@ -69,8 +69,6 @@ _TIMING_RE = re.compile(r"([0-9]{1,20}) ([0-9]{1,20})")
 _MEDIA_RE = re.compile(
     rf"({_TCHARS}) ([0-9]{{1,5}})(?:/([0-9]{{1,5}}))? ({_TCHARS}(?:/{_TCHARS})*)((?: {_TCHARS})+)"
 )
-# a=<attribute-name>[:<attribute-value>]
-_ATTR_NAME_RE = re.compile(_TCHARS)
 # a=rtpmap:<payload type> <encoding name>/<clock rate>[/<encoding parameters>]  (RFC 8866 §6.6)
 _RTPMAP_RE = re.compile(r"([0-9]{1,3}) ([^\x00-\x20/\x7f]+)/([0-9]{1,9})(?:/([0-9]{1,3}))?")
 # a=fmtp:<format> <format specific parameters>  (RFC 8866 §6.15)
@@ -83,10 +81,6 @@ _RTCP_RE = re.compile(rf"([0-9]{{1,5}})(?: ({_TCHARS}) ({_TCHARS}) ({_NON_WS}))?
 # IP4-address = b1 3("." decimal-uchar)  (RFC 8866 §9): 0..255 without leading zeros
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-
-# Whitespace at line ends, except a name that is all blanks ("s= " is the RFC 8866 §5.3 way of
-# saying "no name").
-_TRAILING_WS_RE = re.compile(r"^(?!s=[ \t]*$)(.*?)[ \t]+$", re.MULTILINE)
 
 # RFC 8866 §5: the lines of the session section, in the order they must appear.
 _SESSION_ORDER = {"v": 0, "o": 1, "s": 2, "i": 3, "u": 4, "e": 5, "p": 6, "c": 7, "b": 8,
@@ -544,6 +538,11 @@ def _decode(data: bytes | str) -> str:
     return text
 
 
+def _rstrip_line(line: str) -> str:
+    stripped = line.rstrip(" \t")
+    return line if stripped == "s=" else stripped
+
+
 def parse_sdp(data: bytes | str) -> SessionDescription:
     """Parse an SDP body (RFC 8866). Accepts CRLF or bare LF line ends and trailing blank lines.
 
@@ -556,11 +555,12 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
             raise _bad("bare CR")
     if "\x00" in text:
         raise _bad("NUL character")
+    lines = text.split("\n")
     if " \n" in text or "\t\n" in text or text.endswith((" ", "\t")):
         # RFC 8866 §5 allows no whitespace at line ends, but some phones send it (the Cisco
-        # SPA capture in tests/vectors had it); it carries no meaning, so it is dropped.
-        text = _TRAILING_WS_RE.sub(r"\1", text)
-    lines = text.split("\n")
+        # SPA capture in tests/vectors had it); it carries no meaning, so it is dropped --
+        # except from a name that is all blanks ("s= " is RFC 8866 §5.3's "no name").
+        lines = [_rstrip_line(line) for line in lines]
     # Trailing empty lines (a final CRLF, or a blank line some stacks add) are fine.
     while lines and not lines[-1]:
         lines.pop()
@@ -730,17 +730,6 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     return SessionDescription(origin, session_name, information, uri, tuple(emails),
                               tuple(phones), connection, tuple(bandwidths), tuple(timings), zone,
                               key, tuple(attributes), tuple(media))
-
-
-def _parse_attribute(value: str) -> Attribute:
-    name, colon, rest = value.partition(":")
-    if _ATTR_NAME_RE.fullmatch(name) is None:
-        raise _bad(f"malformed attribute name {name[:40]!r}")
-    attr_value = rest if colon else None
-    checker = _CHECKERS.get(name)
-    if checker is not None:
-        checker(attr_value)
-    return Attribute(name, attr_value)
 
 
 def _parse_bandwidth(value: str) -> Bandwidth:
