@@ -136,3 +136,21 @@ class BaresipEvents:
         self._stop.set()
         self._thread.join(2)
         self._sock.close()
+
+
+def finished_recording(peer: Baresip, timeout: float = 5.0) -> Path:
+    """baresip's latest ``*-dec.wav`` once it is complete (written when the call closes)."""
+    import wave
+
+    def complete() -> bool:
+        recs = peer.recordings()
+        if not recs:
+            return False
+        try:
+            with wave.open(str(recs[-1]), "rb") as w:
+                return w.getnframes() > 0
+        except (wave.Error, EOFError):
+            return False
+
+    wait_for(complete, timeout, "baresip's recording")
+    return peer.recordings()[-1]

@@ -15,10 +15,10 @@ from tests.interop.phone.conftest import (
     TONE_SIPPA,
     BaresipEvents,
     baresip_command,
+    finished_recording,
     make_baresip,
     phone_for,
     phone_store,
-    wait_for,
 )
 from tests.media.tonecheck import analyse_wav
 from tests.peers.baresip import Baresip
@@ -67,8 +67,7 @@ async def test_call_baresip_over_tls_srtp_audio_hold_dtmf(
     keys = [e.get("param") for e in events.of_type("CALL_DTMF_START")]
     assert keys == ["4", "7"], events.events
     assert analyse_wav(heard).holds(TONE_BARESIP, min_active=1.0)
-    wait_for(lambda: bool(baresip_tls.recordings()), 5, "baresip recording")
-    assert analyse_wav(baresip_tls.recordings()[-1]).holds(TONE_SIPPA, min_active=1.0)
+    assert analyse_wav(finished_recording(baresip_tls)).holds(TONE_SIPPA, min_active=1.0)
 
 
 async def test_baresip_calls_us_over_tls(tmp_path: Path) -> None:
