@@ -29,7 +29,7 @@ from sippa.sip.events import (
 )
 from sippa.sip.headers import NameAddr
 from sippa.sip.invite import CallState, glare_delay
-from sippa.sip.message import Request, make_response, parse_message
+from sippa.sip.message import Request, Response, make_response, parse_message
 from sippa.sip.uri import Uri
 from tests.peers.fixtures import kamailio, kamailio_factory, lab_certs  # noqa: F401
 from tests.sip.loop import Network, Node, make_core, request, response
@@ -780,3 +780,157 @@ def test_sips_call_is_a_secure_dialog_over_tls() -> None:
     bye = net.sent_by(alice, request("BYE"))[0]
     assert bye.dst.transport == "tls" and (bye.header("Via") or "").startswith("SIP/2.0/TLS")
     assert bob.of(CallEnded) == [CallEnded(bcall, "bye-remote", None)]
+
+
+# --- credentials in the ACK for a 2xx (§13.2.2.4) ---------------------------------------------
+
+CREDENTIALS = 'Digest username="alice", realm="x", nonce="n", uri="sip:bob@10.0.0.2", response="r"'
+
+
+def _challenged_alice(net: Network) -> Node:
+    """Alice with an ``authorize`` hook that answers any 401/407 (Bob plays the proxy)."""
+    from sippa.sip.registration import Credentials
+
+    core = make_core("alice", "10.0.0.1")
+
+    def authorize(req: Request, challenge: Response) -> Credentials:
+        name = "Proxy-Authorization" if challenge.status_code == 407 else "Authorization"
+        return Credentials.single(name, CREDENTIALS, "SHA-256")
+
+    core.authorize = authorize
+    return net.add("alice", core)
+
+
+def test_ack_for_2xx_carries_the_credentials_of_the_invite(net: Network, bob: Node) -> None:
+    alice = _challenged_alice(net)
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bob.core.reject(incoming(bob), net.now, 407)  # a proxy challenging the INVITE
+    net.run(duration=0.1)
+    invites = net.sent_by(alice, request("INVITE"))
+    assert [p.header("Proxy-Authorization") for p in invites] == [None, CREDENTIALS]
+    bob.core.answer(incoming(bob), net.now, body=ANSWER)
+    net.run(duration=1)
+    assert alice.core.call_state(call) is CallState.CONFIRMED
+    acks = net.sent_by(alice, request("ACK"))
+    # the ACK of the 407 belongs to its transaction (§17.1.1.3) and copies the first INVITE;
+    # the ACK of the 2xx "MUST contain the same credentials as the INVITE" (§13.2.2.4)
+    assert [(a.header("CSeq"), a.header("Proxy-Authorization")) for a in acks] == [
+        ("1 ACK", None),
+        ("2 ACK", CREDENTIALS),
+    ]
+
+
+def test_ack_for_a_challenged_reinvite_carries_its_credentials(net: Network, bob: Node) -> None:
+    alice = _challenged_alice(net)
+    call, bcall = establish(net, alice, bob)
+    alice.core.reinvite(call, net.now, body=b"offer-2")
+    net.run(duration=0.1)
+    bob.core.reject_reinvite(bcall, net.now, 401)
+    net.run(duration=0.1)
+    bob.core.accept_reinvite(bcall, net.now, body=b"answer-2")
+    net.run(duration=1)
+    assert alice.of(ReinviteAnswered) == [ReinviteAnswered(call, b"answer-2", "application/sdp")]
+    reinvite = net.sent_by(alice, request("INVITE"))[-1]
+    assert reinvite.header("CSeq") == "3 INVITE"
+    assert reinvite.header("Authorization") == CREDENTIALS
+    ack = net.sent_by(alice, request("ACK"))[-1]
+    assert (ack.header("CSeq"), ack.header("Authorization")) == ("3 ACK", CREDENTIALS)
+
+
+# --- INVITEs crossing the initial INVITE (§14.2) -----------------------------------------------
+
+STRANGER = Address("udp", "10.0.0.66", 5060)
+
+
+def _inject_in_dialog_invite(net: Network, dialog: object, to: Address) -> list:  # type: ignore[type-arg]
+    """Send an INVITE built from ``dialog`` (its tags, CSeq, route) to ``to``; returns the
+    inbox where the answers arrive (the Via names a hand-driven address)."""
+    from sippa.sip.dialog import Dialog
+
+    assert isinstance(dialog, Dialog)
+    data = bytes(dialog.create_request("INVITE", body=b"offer-x"))
+    line, rest = data.split(b"\r\n", 1)
+    via = b"Via: SIP/2.0/UDP 10.0.0.66:5060;branch=z9hG4bKcrossing"
+    inbox = net.listen(STRANGER)
+    net.inject(line + b"\r\n" + via + b"\r\n" + rest, STRANGER, to)
+    return inbox
+
+
+def test_reinvite_before_our_final_response_gets_500_retry_after(net: Network) -> None:
+    alice = net.add("alice", make_core("alice", "10.0.0.1"))
+    bob = net.add("bob", make_core("bob", "10.0.0.2", rand_values=[0.95]))
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.ringing(bcall, net.now)
+    net.run(duration=0.1)
+    (early,) = alice.core._sessions[call].early_dialogs.values()
+    inbox = _inject_in_dialog_invite(net, early, Address("udp", "10.0.0.2", 5060))
+    net.run(duration=0.1)
+    # §14.2: "MUST return a 500 (Server Internal Error) response to the second INVITE and MUST
+    # include a Retry-After header field with a randomly chosen value of between 0 and 10
+    # seconds" (rand() = 0.95 here: 10)
+    assert [(p.status, p.header("Retry-After")) for p in inbox if p.status != 100] == [(500, "10")]
+    assert bob.of(ReinviteReceived) == []
+    assert bob.core.call_state(bcall) is CallState.EARLY  # the first INVITE goes on
+    bob.core.answer(bcall, net.now, body=ANSWER)
+    net.run(duration=1)
+    assert alice.core.call_state(call) is CallState.CONFIRMED
+
+
+def test_retry_after_of_500_spans_0_to_10_seconds() -> None:
+    for rand, expected in ((0.0, "0"), (0.5, "5"), (0.9999, "10")):
+        net = Network()
+        alice = net.add("alice", make_core("alice", "10.0.0.1"))
+        bob = net.add("bob", make_core("bob", "10.0.0.2", rand_values=[rand]))
+        alice.core.invite(BOB, net.now, body=OFFER)
+        net.run(duration=0.1)
+        bob.core.ringing(incoming(bob), net.now)
+        net.run(duration=0.1)
+        (early,) = next(iter(alice.core._sessions.values())).early_dialogs.values()
+        inbox = _inject_in_dialog_invite(net, early, Address("udp", "10.0.0.2", 5060))
+        net.run(duration=0.1)
+        assert [p.header("Retry-After") for p in inbox if p.status == 500] == [expected]
+
+
+def test_invite_from_the_callee_while_ours_is_pending_gets_491(net: Network) -> None:
+    alice = net.add("alice", make_core("alice", "10.0.0.1"))
+    bob = net.add("bob", make_core("bob", "10.0.0.2"))
+    call = alice.core.invite(BOB, net.now, body=OFFER)
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.ringing(bcall, net.now)
+    net.run(duration=0.1)
+    # the callee sends an INVITE on the early dialog while our INVITE is still in progress
+    bob_dialog = bob.core._sessions[bcall].dialog
+    inbox = _inject_in_dialog_invite(net, bob_dialog, Address("udp", "10.0.0.1", 5060))
+    net.run(duration=0.1)
+    # §14.2: "A UAS that receives an INVITE on a dialog while an INVITE it had sent on that
+    # dialog is in progress MUST return a 491 (Request Pending) response"
+    assert [p.status for p in inbox if p.status != 100] == [491]
+    assert alice.of(ReinviteReceived) == [] and alice.of(RequestReceived) == []
+    assert alice.core.call_state(call) is CallState.EARLY
+    bob.core.answer(bcall, net.now, body=ANSWER)
+    net.run(duration=1)
+    assert alice.core.call_state(call) is CallState.CONFIRMED
+    assert bob.core.call_state(bcall) is CallState.CONFIRMED
+
+
+def test_reinvite_before_our_delayed_offer_ack_gets_491(
+    net: Network, alice: Node, bob: Node
+) -> None:
+    call = alice.core.invite(BOB, net.now)  # delayed offer: our INVITE ends with the ACK
+    net.run(duration=0.1)
+    bcall = incoming(bob)
+    bob.core.answer(bcall, net.now, body=b"bob-offer")
+    net.run(duration=0.1)
+    assert alice.of(CallAnswered) and net.sent_by(alice, request("ACK")) == []
+    bob_dialog = bob.core._sessions[bcall].dialog
+    inbox = _inject_in_dialog_invite(net, bob_dialog, Address("udp", "10.0.0.1", 5060))
+    net.run(duration=0.1)
+    assert [p.status for p in inbox if p.status != 100] == [491]
+    assert alice.of(ReinviteReceived) == []
+    alice.core.ack(call, body=b"alice-answer")
+    net.run(duration=1)
+    assert bob.of(CallConfirmed) == [CallConfirmed(bcall, b"alice-answer", "application/sdp")]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from sippa.errors import LocalProtocolError
+from sippa.errors import LocalProtocolError, RemoteProtocolError
 from sippa.sip.dialog import Dialog
 from sippa.sip.events import (
     Address,
@@ -120,7 +120,12 @@ GLARE_OTHER = (0.0, 2.0)
 
 
 def glare_delay(owner: bool, rand: float) -> float:
-    """§14.1 retry delay: 2.1-4 s if we own the Call-ID, else 0-2 s; ``rand`` in [0, 1)."""
+    """§14.1 retry delay: 2.1-4 s if we own the Call-ID, else 0-2 s; ``rand`` in [0, 1).
+
+    ``owner``: "the UAC is the owner of the Call-ID of the dialog ID (meaning it generated the
+    value)" - :attr:`InviteSession.owns_call_id`, which is True for the caller of the initial
+    INVITE since outgoing INVITEs get their Call-ID generated locally (§8.1.1.4).
+    """
     low, high = GLARE_OWNER if owner else GLARE_OTHER
     return round(low + (high - low) * rand, 2)
 
@@ -186,6 +191,10 @@ class InviteSession:
         self.handle = handle
         self.is_uac = is_uac
         self.call_id = call_id
+        self.owns_call_id = is_uac
+        """§14.1: True if we generated the Call-ID of the dialog (glare timer). An outgoing
+        INVITE always gets a Call-ID generated here (§8.1.1.4: ``UserAgentCore.invite`` takes
+        none from the caller), and an incoming one brings the peer's: so the caller owns it."""
         self.state = CallState.CALLING if is_uac else CallState.INCOMING
         self.timers = Timers()
         self.dialog: Dialog | None = None
@@ -285,6 +294,8 @@ class InviteSession:
         """True if an in-dialog message with these tags belongs to this session."""
         dialogs = [self.dialog] if self.dialog is not None else []
         dialogs += list(self.fork_dialogs.values())
+        if self.state in (CallState.CALLING, CallState.EARLY):
+            dialogs += list(self.early_dialogs.values())  # UAC: requests on early dialogs
         return any(
             d.local_tag == (local_tag or "") and d.remote_tag == (remote_tag or "") for d in dialogs
         )
@@ -592,9 +603,14 @@ class InviteSession:
     def on_request(self, txn: ServerTransaction, request: Request, now: float) -> bool:
         """An in-dialog request (§12.2.2). Returns False for methods the core should pass to
         the application (INFO, NOTIFY, REFER, MESSAGE, OPTIONS...)."""
-        dialog = self.dialog
-        if dialog is None or self.terminated:
+        if self.terminated:
             return False
+        dialog = self.dialog
+        if dialog is None:
+            early = self.early_dialogs.get(request.from_.tag or "") if self.is_uac else None
+            if early is None:
+                return False
+            return self._on_early_request(early, txn, request, now)
         dialog.receive_request(request)  # may raise RemoteProtocolError(500)
         if request.method == "BYE":
             self._on_bye(txn, request, now)
@@ -603,6 +619,28 @@ class InviteSession:
             self._on_reinvite(txn, request, now)
             return True
         return False
+
+    def _on_early_request(
+        self, early: Dialog, txn: ServerTransaction, request: Request, now: float
+    ) -> bool:
+        """UAC: a request from the callee on an early dialog, our INVITE still pending."""
+        if request.method in ("BYE", "UPDATE"):
+            # §15: the callee MUST NOT send a BYE on an early dialog; early UPDATE (RFC 3311)
+            # is not supported: both are refused as before early dialogs were matched
+            raise RemoteProtocolError("no such dialog", 481)
+        early.receive_request(request)  # may raise RemoteProtocolError(500)
+        if request.method == "INVITE":
+            # §14.2: "A UAS that receives an INVITE on a dialog while an INVITE it had sent on
+            # that dialog is in progress MUST return a 491 (Request Pending) response"
+            self.host.send_response(txn, txn.make_response(491), now)
+            return True
+        return False
+
+    def _reject_500_retry_after(self, txn: ServerTransaction, now: float) -> None:
+        """§14.2: 500 with a Retry-After "randomly chosen value of between 0 and 10 seconds"."""
+        response = txn.make_response(500)
+        response.headers.add("Retry-After", str(min(10, int(self.host.random() * 11))))
+        self.host.send_response(txn, response, now)
 
     def _on_bye(self, txn: ServerTransaction, request: Request, now: float) -> None:
         # §15.1.2: 200 to the BYE, 487 to any pending INVITE
@@ -621,20 +659,20 @@ class InviteSession:
         self._fire(CallEvent.BYE_RECEIVED)
 
     def _on_reinvite(self, txn: ServerTransaction, request: Request, now: float) -> None:
-        if self.state not in (CallState.CONFIRMED, CallState.CONNECTING):
-            self.host.send_response(
-                txn, txn.make_response(491 if request.method == "UPDATE" else 500), now
-            )
+        invite = request.method == "INVITE"
+        # UAS: our final response to the initial INVITE is still to be sent
+        early = self.state in (CallState.INCOMING, CallState.EARLY)
+        if self.state not in (CallState.CONFIRMED, CallState.CONNECTING) and not (early and invite):
+            self.host.send_response(txn, txn.make_response(500 if invite else 491), now)
             return
-        if self.reinvite_txn is not None:
-            # §14.2: we have a re-INVITE of our own pending: glare
+        if self.reinvite_txn is not None or (invite and self.awaiting_ack_body):
+            # §14.2: an INVITE of ours is in progress on this dialog (a re-INVITE, or the
+            # initial INVITE whose ACK still waits for the application's answer): 491
             self.host.send_response(txn, txn.make_response(491), now)
             return
-        if self.reinvite_in is not None or self.pending_2xx is not None:
+        if early or self.reinvite_in is not None or self.pending_2xx is not None:
             # §14.2: an earlier INVITE of theirs is still in progress: 500 + Retry-After 0-10 s
-            response = txn.make_response(500)
-            response.headers.add("Retry-After", str(int(self.host.random() * 10)))
-            self.host.send_response(txn, response, now)
+            self._reject_500_retry_after(txn, now)
             return
         if self.dialog is not None:
             self.dialog.refresh_target(request)  # §12.2.2 target refresh
@@ -691,7 +729,7 @@ class InviteSession:
             return
         if self.reinvite_in is not None or self.pending_2xx is not None:
             # the peer's re-INVITE is still in progress: wait another round (§14.1)
-            self.timers.start("glare", now, glare_delay(self.is_uac, self.host.random()))
+            self.timers.start("glare", now, glare_delay(self.owns_call_id, self.host.random()))
             return
         self._send_reinvite(now)
 
@@ -708,7 +746,8 @@ class InviteSession:
             self.host.emit(ReinviteAnswered(self.handle, response.body, response.content_type))
         elif status == 491:
             # §14.1: glare; retry after a random delay that depends on who owns the Call-ID
-            delay = glare_delay(self.is_uac, self.host.random())
+            # (who generated it: see owns_call_id)
+            delay = glare_delay(self.owns_call_id, self.host.random())
             self.timers.start("glare", now, delay)
             self.host.emit(ReinviteGlare(self.handle, now + delay))
         else:
