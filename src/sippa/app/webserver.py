@@ -189,14 +189,17 @@ class TrustAnchors:
         return self._store
 
     def _info(self, a: TrustAnchor) -> AnchorInfo:
-        custom = a.source != "system"
-        return AnchorInfo(a.subject, a.sha256, a.not_after, a.source if not custom else
-                          "custom", custom, a.expired)
+        """``custom`` anchors were uploaded (and can be removed); ``source`` says where from."""
+        if a.source == "system":
+            return AnchorInfo(a.subject, a.sha256, a.not_after, "built-in", False, a.expired)
+        uploaded = self.directory is not None and Path(a.source).parent == self.directory
+        source = "uploaded" if uploaded else "CA file"
+        return AnchorInfo(a.subject, a.sha256, a.not_after, source, uploaded, a.expired)
 
     def anchors(self) -> list[AnchorInfo]:
         """Custom anchors first, then the built-in ones, each sorted by subject."""
         infos = [self._info(a) for a in self._store.anchors]
-        return sorted(infos, key=lambda i: (not i.custom, i.subject.lower()))
+        return sorted(infos, key=lambda i: (i.source == "built-in", i.subject.lower()))
 
     def add_pem(self, data: bytes) -> list[AnchorInfo]:
         """Check and store a PEM upload of CA certificates; raise :class:`CertificateError`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,16 @@ __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _when(epoch: object) -> str:
+    """A history time stamp (seconds since the epoch) as local date and time."""
+    if not isinstance(epoch, int | float):
+        return ""
+    return dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+templates.env.filters["when"] = _when
 
 SETTINGS_PAGES = ("System", "SIP", "Provisioning", "User")
 

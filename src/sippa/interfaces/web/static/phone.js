@@ -64,9 +64,11 @@
     if (!calls.length) { callsBox.append(el("p", { class: "none" }, "No calls.")); return; }
     for (const c of calls) {
       const sec = c.security || {};
+      const why = (sec.reasons || []).join("; ");
       const lock = el("span", { class: "padlock " + (sec.padlock ? "secure" : "insecure"),
-        title: sec.padlock ? "secure call" : "not secure: " + (sec.reasons || []).join("; ") },
-        sec.padlock ? "🔒" : "🔓");
+        title: sec.padlock ? "secure call" : "not secure: " + why },
+        el("img", { src: sec.padlock ? "/static/lock.svg" : "/static/unlock.svg", alt: "", width: 20, height: 20 }),
+        sec.padlock ? " Secure" : " Not secure");
       lock.setAttribute("data-padlock", sec.padlock ? "yes" : "no");
       const state = String(c.state || "");
       const buttons = el("div", { class: "buttons" });
@@ -82,8 +84,25 @@
     }
   }
 
+  function when(epoch) {
+    return typeof epoch === "number" ? new Date(epoch * 1000).toLocaleString() : "";
+  }
+
+  async function refreshHistory() {
+    const body = document.querySelector("#history tbody");
+    const rows = await api("GET", "/history?count=20");
+    body.replaceChildren(...rows.map((h) => el("tr", {},
+      el("td", {}, when(h.started)), el("td", {}, h.direction || ""), el("td", {}, h.remote || ""),
+      el("td", {}, h.end_reason || ""), el("td", {}, h.padlock ? "yes" : "no"))));
+  }
+
   async function refresh() {
-    try { calls = await api("GET", "/calls"); render(); } catch (e) { showError(e.message); }
+    try {
+      const before = calls.length;
+      calls = await api("GET", "/calls");
+      render();
+      if (calls.length < before) await refreshHistory();
+    } catch (e) { showError(e.message); }
   }
 
   function updateLine(l) {
