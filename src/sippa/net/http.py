@@ -108,11 +108,23 @@ class HttpFetcher:
         except FetchError:
             raise
         except httpx.ConnectError as exc:
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, ssl.SSLError):
-                raise FetchError(f"{url}: {explain_tls_error(cause)}") from None
+            tls = _tls_cause(exc)
+            if tls is not None:
+                raise FetchError(f"{url}: {explain_tls_error(tls)}") from None
             raise FetchError(f"{url}: cannot connect: {exc}") from None
         except httpx.HTTPError as exc:
             raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
         except (ssl.SSLError, OSError) as exc:
             raise FetchError(f"{url}: {exc}") from None
+
+
+def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind an httpx/httpcore connection error, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
