@@ -1,0 +1,168 @@
+"""Call features between in-process phones on loopback TLS: blind transfer, SIP INFO DTMF,
+call waiting, history, delayed offer, and settings applied live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sippa.app.call import CallState
+from sippa.app.echo import make_self_signed
+from sippa.app.phone import CallError, LineChanged, Phone, PhoneOptions
+from sippa.app.store import ConfigStore
+from sippa.net.transport import Peer
+from sippa.sip.core import UserAgentCore
+from sippa.sip.uri import Uri
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _store(path: Path | str = ":memory:", **line1: Any) -> ConfigStore:
+    store = ConfigStore(path, lines=2)
+    changes: dict[tuple[str, int], Any] = {
+        ("rtp_port_min", 0): 48000, ("rtp_port_max", 0): 49999, ("line_enable", 1): True,
+    }
+    changes.update({(k, 1): v for k, v in line1.items()})
+    store.update(changes)
+    return store
+
+
+@pytest.fixture
+async def phones(tmp_path: Path) -> AsyncIterator[dict[str, Phone]]:
+    """alice, bob and carol, each with a certificate the others trust."""
+    names = ("alice", "bob", "carol")
+    certs = {n: make_self_signed(tmp_path / n, stem=n, common_name=n) for n in names}
+    out: dict[str, Phone] = {}
+    async with AsyncExitStack() as stack:
+        for n in names:
+            store = _store(tmp_path / f"{n}.db", user_id=n, auto_answer=(n == "carol"))
+            phone = Phone(store, PhoneOptions(
+                system_ca=False, tls_cert=certs[n].cert, tls_key=certs[n].key,
+                extra_ca_pem=[certs[o].pem for o in names if o != n],
+            ))
+            await stack.enter_async_context(phone)
+            out[n] = phone
+        yield out
+
+
+def _uri(phone: Phone, user: str) -> str:
+    host, port = phone.local["tls"]
+    return f"sips:{user}@{host}:{port}"
+
+
+async def _ringing(phone: Phone, count: int = 1) -> list[Any]:
+    for _ in range(200):
+        calls = [c for c in phone.calls.values() if c.state is CallState.INCOMING]
+        if len(calls) >= count:
+            return calls
+        await asyncio.sleep(0.02)
+    raise TimeoutError("no incoming call")
+
+
+async def test_blind_transfer(phones: dict[str, Phone]) -> None:
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    call = await alice.dial(_uri(bob, "bob"))
+    b_call = (await _ringing(bob))[0]
+    await bob.answer(b_call.id)
+    await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 5)
+    # bob transfers alice to carol (REFER); alice calls carol and drops bob
+    await bob.transfer(_uri(carol, "carol"), b_call.id)
+    await alice.wait_call(call.id, lambda c: c.is_over, 10)
+    assert call.end_reason == "transferred"
+    new = next(c for c in alice.calls.values() if c.id != call.id)
+    assert new.transfer_from == call.id
+    await alice.wait_call(new.id, lambda c: c.state is CallState.ACTIVE, 5)
+    assert new.remote.startswith("sips:carol@")
+    assert new.security().padlock
+    await bob.wait_call(b_call.id, lambda c: c.is_over, 5)
+    await alice.hangup(new.id)
+
+
+async def test_info_dtmf_when_the_line_says_so(phones: dict[str, Phone]) -> None:
+    alice, bob = phones["alice"], phones["bob"]
+    alice.store.set("dtmf_tx_method", "INFO", 1)
+    await asyncio.sleep(0.05)
+    call = await alice.dial(_uri(bob, "bob"))
+    b_call = (await _ringing(bob))[0]
+    await bob.answer(b_call.id)
+    await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 5)
+    assert await alice.send_dtmf("9*", call.id) == "info"
+    await bob.wait_call(b_call.id, lambda c: len(c.dtmf_received) == 2, 5)
+    assert b_call.dtmf_received == ["9", "*"]
+    with pytest.raises(CallError, match="bad DTMF"):
+        await alice.send_dtmf("x", call.id)
+    await alice.hangup(call.id)
+
+
+async def test_call_waiting_and_busy(phones: dict[str, Phone]) -> None:
+    alice, bob = phones["alice"], phones["bob"]
+    first = await alice.dial(_uri(bob, "bob"))
+    await _ringing(bob)
+    second = await alice.dial(_uri(bob, "bob"))
+    ringing = await _ringing(bob, 2)
+    assert len(ringing) == 2  # call waiting: two calls on the line
+    third = await alice.dial(_uri(bob, "bob"))
+    await alice.wait_call(third.id, lambda c: c.is_over, 5)
+    assert third.status_code == 486
+    await alice.hangup(first.id)
+    await alice.hangup(second.id)
+    await alice.wait_call(second.id, lambda c: c.is_over, 5)
+    # without call waiting the second call is busy
+    bob.store.set("cw_setting", False)
+    await asyncio.sleep(0.05)
+    first = await alice.dial(_uri(bob, "bob"))
+    await _ringing(bob)
+    second = await alice.dial(_uri(bob, "bob"))
+    await alice.wait_call(second.id, lambda c: c.is_over, 5)
+    assert second.status_code == 486
+    await alice.hangup(first.id)
+    await alice.wait_call(first.id, lambda c: c.is_over, 5)
+    history = alice.history.recent(10) if alice.history else []
+    assert [h.status_code for h in history][:2] == [487, 486]
+
+
+async def test_delayed_offer_incoming(phones: dict[str, Phone]) -> None:
+    """An INVITE without SDP: our offer goes in the 200, the answer comes in the ACK."""
+    alice, carol = phones["alice"], phones["carol"]
+    assert alice.core is not None
+    core: UserAgentCore = alice.core
+    # alice's core sends an offer-less INVITE directly (her Phone never does): carol answers
+    host, port = carol.local["tls"]
+    assert alice.endpoint is not None
+    alice.endpoint.expect_identity(Peer.of("TLS", host, port), host)
+    handle = core.invite(Uri.parse(f"sips:carol@{host}:{port}"), alice._now())
+    alice._pump()
+    for _ in range(200):
+        incoming = [c for c in carol.calls.values() if c.direction == "incoming"]
+        if incoming and incoming[0].delayed_offer and incoming[0].negotiator.local_sdp:
+            break
+        await asyncio.sleep(0.02)
+    assert incoming[0].delayed_offer
+    assert incoming[0].state is CallState.ACTIVE  # carol auto-answers with an offer
+    core.hangup(handle, alice._now())
+    alice._pump()
+
+
+async def test_settings_apply_live_and_lines_report(tmp_path: Path) -> None:
+    store = _store(user_id="dave")
+    phone = Phone(store, PhoneOptions(system_ca=False, tls_port=None))
+    seen: list[LineChanged] = []
+    phone.subscribe(lambda ev: seen.append(ev) if isinstance(ev, LineChanged) else None)
+    async with phone:
+        assert phone.lines[1].config.user_id == "dave"
+        store.update({("user_id", 1): "erin", ("display_name", 1): "Erin"})
+        for _ in range(100):
+            if phone.lines[1].config.user_id == "erin":
+                break
+            await asyncio.sleep(0.01)
+        assert phone.lines[1].config.display_name == "Erin"
+        assert any(ev.line == 1 and ev.status["aor"] == "sips:erin@127.0.0.1" for ev in seen)
+        status = phone.status()["lines"][0]
+        assert status["state"] == "direct" and not status["registered"]
+        with pytest.raises(CallError, match="no line 7"):
+            await phone.dial("x@127.0.0.1", line=7)
