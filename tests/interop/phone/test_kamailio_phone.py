@@ -131,3 +131,23 @@ async def test_call_bob_through_kamailio_and_be_called(
         wait_for(lambda: bool(events.of_type("CALL_CLOSED")), 5, f"CALL_CLOSED {events.events}")
         events.close()
     assert analyse_wav(heard_in).holds(TONE_BARESIP, min_active=1.0)
+
+
+async def test_saved_settings_re_register_the_line(kamailio: Kamailio, lab_certs: LabCerts
+                                                   ) -> None:
+    phone = _alice(kamailio, lab_certs)
+    async with phone:
+        assert await phone.wait_registered(1, 10)
+        phone.store.set("password", "wrong-secret", 1)  # saved: the line re-registers at once
+        for _ in range(200):
+            line = phone.status()["lines"][0]
+            if not line["registered"] and line["reason"]:
+                break
+            await asyncio.sleep(0.05)
+        assert not line["registered"] and line["reason"], line
+        phone.store.set("password", "alice-secret", 1)
+        for _ in range(200):
+            if phone.status()["lines"][0]["registered"]:
+                break
+            await asyncio.sleep(0.05)
+        assert phone.status()["lines"][0]["registered"]
