@@ -259,3 +259,47 @@ async def test_manual_resync_and_after_hook(setup) -> None:  # type: ignore[no-u
     status = await p.resync()
     assert status.state == "ok" and calls == ["ca"] and "CA rule failed" in status.warnings
     assert store.get("gpp_e") == "z"
+
+
+async def test_service_resync_applies_profile_then_custom_ca(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from sippa.app.provisioning import ProvisioningService
+    from sippa.app.settings import Access
+    from sippa.net.tls import TrustStore
+    from tests.peers.certs import make_lab_certs
+
+    certs = make_lab_certs(tmp_path / "pki")
+    server = FakeServer()
+    store = ConfigStore(tmp_path / "phone.db")
+    store.update({("profile_rule", 0): "https://p.test/$MAU.xml"})
+    server.files["https://p.test/AABBCCDDEEFF.xml"] = (
+        b"<flat-profile><Custom_CA_Rule>https://p.test/ca.pem</Custom_CA_Rule>"
+        b'<Proxy_1_ ua="rw">pbx.test</Proxy_1_></flat-profile>'
+    )
+    server.files["https://p.test/ca.pem"] = certs.ca.cert.read_bytes()
+    reloads: list[int] = []
+    svc = ProvisioningService(
+        store,
+        data_dir=tmp_path,
+        trust=TrustStore,
+        mac="aa:bb:cc:dd:ee:ff",
+        fetch=server,
+        on_trust_change=lambda: reloads.append(1),
+        software_version="0.1.0",
+    )
+    status = await svc.resync_now()
+    assert status.state == "ok", status.error
+    assert store.get("proxy", 1) == "pbx.test" and svc.access.get("proxy", 1) is Access.RW
+    assert (tmp_path / "ca" / "custom-ca-rule.pem").read_bytes() == certs.ca.cert.read_bytes()
+    assert reloads == [1]
+    report = svc.status()
+    json.dumps(report)
+    assert report["custom_ca"]["anchors"][0]["subject"].startswith("CN=sippa Test CA")
+    assert report["resync"]["state"] == "ok" and report["updates"] is None
+    assert b'<Proxy_1_ ua="rw">pbx.test</Proxy_1_>' in svc.export()
+    # a bad CA bundle: the profile still applies, the resync reports the CA failure
+    server.files["https://p.test/ca.pem"] = certs.server.cert.read_bytes()
+    status = await svc.resync_now()
+    assert status.state == "ok" and any("not a CA" in w for w in status.warnings)
+    assert (tmp_path / "ca" / "custom-ca-rule.pem").read_bytes() == certs.ca.cert.read_bytes()

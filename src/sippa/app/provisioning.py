@@ -22,32 +22,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
+from sippa.app.macros import device_macros
 from sippa.app.profile import (
     MAX_PROFILE_BYTES,
     AccessMap,
+    ImportResult,
     PreparedProfile,
     ProfileError,
     apply_profile,
     check_profile,
+    export_profile,
+    import_profile,
     prepare_profile,
 )
 from sippa.app.rules import RuleError, parse_rule
 from sippa.app.settings import Value
 from sippa.app.store import ConfigStore, Key
-from sippa.net.http import Fetcher, FetchError, Request
+from sippa.app.trust import CustomCaRule
+from sippa.net.http import Fetcher, FetchError, HttpFetcher, Request
+from sippa.net.tls import TrustStore
+
+if TYPE_CHECKING:
+    from sippa.app.updates import Updater
 
 __all__ = [
     "PROFILE_RULES",
     "Clock",
     "Provisioner",
+    "ProvisioningService",
     "ResyncSchedule",
     "ResyncStatus",
     "ScheduleSettings",
@@ -400,3 +413,154 @@ class Provisioner:
                 log.warning("after resync: %s", exc)
                 warnings.append(str(exc))
         return _Outcome(True, changed=result.changed, warnings=warnings)
+
+
+# -- everything together, for the daemon and the web page ------------------------------------
+
+
+def _default_mac() -> str:
+    node = uuid.getnode()
+    return ":".join(f"{(node >> s) & 0xFF:02x}" for s in range(40, -8, -8))
+
+
+class ProvisioningService:
+    """The phone's provisioning: profile resync, the Custom CA Rule and (optionally) updates.
+
+    ``trust()`` gives the phone's current anchors (system + custom, for https);
+    ``on_trust_change()`` is called after the Custom CA Rule installed or removed its bundle
+    (reload the anchors there). ``updater`` is an :class:`sippa.app.updates.Updater` or None
+    (no update key configured). The daemon calls :meth:`start`/:meth:`stop` and passes
+    authenticated ``NOTIFY Event: resync`` to :meth:`on_resync_notify`; the web page shows
+    :meth:`status` and may call :meth:`resync_now`, :meth:`check_updates`, :meth:`export`.
+    """
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        *,
+        data_dir: Path,
+        trust: Callable[[], TrustStore],
+        is_busy: Callable[[], bool] = lambda: False,
+        mac: str | None = None,
+        serial: str = "",
+        ip: Callable[[], str] = lambda: "",
+        software_version: str = "",
+        on_trust_change: Callable[[], None] | None = None,
+        updater: Updater | None = None,
+        fetch: Fetcher | None = None,
+    ) -> None:
+        self.store = store
+        self.mac = mac or _default_mac()
+        self.serial = serial or self.mac.replace(":", "").upper()
+        self._ip = ip
+        self._version = software_version
+        self.fetch = fetch or HttpFetcher(trust, user_agent=f"sippa/{software_version}")
+        self.access = AccessMap(data_dir / "access.json")
+        self.custom_ca = CustomCaRule(
+            data_dir / "ca", fetch=self.fetch, macros=self.macros, on_change=on_trust_change
+        )
+        self.provisioner = Provisioner(
+            store,
+            macros=self.macros,
+            fetch=self.fetch,
+            access=self.access,
+            is_busy=is_busy,
+            after_resync=self._after_resync,
+        )
+        self.updater = updater
+
+    def macros(self) -> dict[str, str]:
+        return device_macros(
+            self.store,
+            mac=self.mac,
+            serial=self.serial,
+            software_version=self._version,
+            ip=self._ip(),
+        )
+
+    async def _after_resync(self) -> None:
+        status = await self.custom_ca.apply_from_store(self.store)
+        if status.state == "failed":
+            raise RuntimeError(f"Custom_CA_Rule: {status.error}")
+
+    async def start(self) -> None:
+        await self.provisioner.start()
+        if self.updater is not None:
+            await self.updater.start()
+
+    async def stop(self) -> None:
+        await self.provisioner.stop()
+        if self.updater is not None:
+            await self.updater.stop()
+
+    async def on_resync_notify(self) -> bool:
+        """An authenticated ``NOTIFY`` with ``Event: resync``: False when not allowed."""
+        return await self.provisioner.on_resync_notify()
+
+    async def resync_now(self) -> ResyncStatus:
+        return await self.provisioner.resync()
+
+    async def check_updates(self) -> dict[str, Any]:
+        if self.updater is not None:
+            await self.updater.update()
+        return self.status()["updates"]  # type: ignore[no-any-return]
+
+    def export(self, *, include_secrets: bool = False) -> bytes:
+        return export_profile(self.store, include_secrets=include_secrets, access=self.access)
+
+    def import_profile(self, data: bytes, *, key: str | None = None) -> ImportResult:
+        """A profile uploaded by the admin (same checks as a resync; all or nothing)."""
+        return import_profile(data, self.store, key=key, access=self.access, source="upload")
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready status for the Provisioning page and the API."""
+        r = self.provisioner.status
+        ca = self.custom_ca.status
+        out: dict[str, Any] = {
+            "resync": {
+                "state": r.state,
+                "last_attempt": _iso(r.last_attempt),
+                "last_success": _iso(r.last_success),
+                "error": r.error,
+                "changed": r.changed,
+                "warnings": list(r.warnings),
+                "next_in": r.next_in,
+                "reason": r.reason,
+            },
+            "custom_ca": {
+                "state": ca.state,
+                "error": ca.error,
+                "anchors": [
+                    {"subject": a.subject, "sha256": a.sha256, "not_after": a.not_after.isoformat()}
+                    for a in self.custom_ca.anchors()
+                ],
+            },
+            "updates": None,
+        }
+        if self.updater is not None:
+            u = self.updater.status
+            m = u.available
+            out["updates"] = {
+                "state": u.state,
+                "current_version": u.current_version,
+                "last_check": _iso(u.last_check),
+                "error": u.error,
+                "progress": list(u.progress) if u.progress else None,
+                "history": list(u.history),
+                "available": None
+                if m is None
+                else {
+                    "version": m.version,
+                    "released": m.released,
+                    "notes": m.notes,
+                    "advisories": [
+                        {"id": a.id, "severity": a.severity, "summary": a.summary, "url": a.url}
+                        for a in m.advisories
+                    ],
+                },
+            }
+        return out
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
