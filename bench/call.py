@@ -39,13 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from sippa.app.call import CallState  # noqa: E402
-from sippa.app.phone import Phone, PhoneOptions  # noqa: E402
-from sippa.app.store import ConfigStore  # noqa: E402
 from tests.peers.baresip import Baresip  # noqa: E402
 from tests.peers.certs import make_lab_certs  # noqa: E402
 from tests.peers.kamailio import Kamailio, KamailioSettings  # noqa: E402
 from tests.peers.process import LOOPBACK, free_port, free_port_block  # noqa: E402
+
+from sippa.app.call import CallState  # noqa: E402
+from sippa.app.phone import Phone, PhoneOptions  # noqa: E402
+from sippa.app.store import ConfigStore  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -156,7 +157,7 @@ def baresip_setup(ctrl: Ctrl, target: str) -> float:
     return took
 
 
-async def main() -> None:  # noqa: PLR0915 - one linear script
+async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the CPU call")
     parser.add_argument("--calls", type=int, default=10, help="call setups per side")
