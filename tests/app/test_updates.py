@@ -245,3 +245,54 @@ async def test_empty_rule_does_nothing(tmp_path: Path) -> None:
     up, store, events = _updater(tmp_path, Server(), [])
     store.update({("upgrade_rule", 0): ""})
     assert (await up.update()).state == "idle" and events == []
+
+
+class Replaced(BaseException):
+    """What os.execv looks like from inside: the process is gone."""
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+async def test_resume_after_reexec(tmp_path: Path, healthy: bool) -> None:
+    server = Server()
+    server.files["https://up.test/sippa/manifest.json"] = sign_manifest(_manifest(), KEY)
+    server.files["https://up.test/sippa/sippa-0.2.0-py3-none-any.whl"] = WHEEL
+    up, _, events = _updater(tmp_path, server, [])
+    running = up.envs.new_env_path("0.1.0")
+    running.mkdir()
+    up.envs.switch(running)
+
+    async def reexec(env: Path) -> None:
+        raise Replaced
+
+    up._restart = reexec
+    with pytest.raises(Replaced):
+        await up.update()
+    assert up.envs.current() == tmp_path / "rel" / "envs" / "0.2.0-1"
+
+    # the new process: same root, running the new version, finishes the update
+    again, _, events = _updater(tmp_path, server, [healthy])
+    again.status = again.status.__class__(current_version="0.2.0")
+    status = await again.resume()
+    if healthy:
+        assert status.state == "installed" and again.envs.current().name == "0.2.0-1"
+        assert events == ["health 0.2.0-1"]
+    else:
+        assert status.state == "rolled-back" and again.envs.current() == running
+        assert events == ["health 0.2.0-1", "restart 0.1.0-1"]
+    assert (await again.resume()).state == status.state  # nothing pending any more
+    assert len(events) <= 2
+
+
+def test_load_public_keys(tmp_path: Path) -> None:
+    from sippa.app.updates import load_public_keys
+
+    other = Ed25519PrivateKey.generate().public_key()
+    pems = b"".join(
+        k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        for k in (PUB, other)
+    )
+    (tmp_path / "keys.pem").write_bytes(b"comment\n" + pems)
+    assert len(load_public_keys(tmp_path / "keys.pem")) == 2
+    raw = PUB.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    (tmp_path / "keys.txt").write_bytes(b"# release key 2026\n" + raw.hex().encode() + b"\n")
+    assert len(load_public_keys(tmp_path / "keys.txt")) == 1

@@ -72,6 +72,7 @@ __all__ = [
     "command_health_check",
     "install_wheel",
     "load_public_key",
+    "load_public_keys",
     "sign_manifest",
     "verify_manifest",
 ]
@@ -146,6 +147,16 @@ def load_public_key(data: bytes) -> Ed25519PublicKey:
     if raw is None or len(raw) != 32:
         raise UpdateError("the update key is neither PEM nor 32 bytes in hex or base64")
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def load_public_keys(path: Path) -> list[Ed25519PublicKey]:
+    """Every Ed25519 key of a key file: PEM blocks, or one hex/base64 key per line."""
+    data = path.read_bytes()
+    if b"-----BEGIN" in data:
+        blocks = re.findall(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", data, re.S)
+        return [load_public_key(b) for b in blocks]
+    lines = [line.strip() for line in data.splitlines()]
+    return [load_public_key(line) for line in lines if line and not line.startswith(b"#")]
 
 
 def _text(obj: Mapping[str, Any], name: str, *, limit: int = 1024, required: bool = True) -> str:
@@ -382,6 +393,8 @@ async def _healthy(env: Path) -> bool:
 class _State:
     bad: list[str] = field(default_factory=list)
     installed: list[str] = field(default_factory=list)
+    pending: dict[str, str | None] | None = None
+    """Switched to but not yet found healthy: version, env, previous (survives a re-exec)."""
 
 
 class Updater:
@@ -435,16 +448,28 @@ class Updater:
     def _load_state(self) -> _State:
         try:
             raw = json.loads(self._state_path.read_text())
+            pending = raw.get("pending")
             return _State(
-                bad=[str(v) for v in raw["bad"]], installed=[str(v) for v in raw["installed"]]
+                bad=[str(v) for v in raw["bad"]],
+                installed=[str(v) for v in raw["installed"]],
+                pending=(
+                    {str(k): None if v is None else str(v) for k, v in pending.items()}
+                    if isinstance(pending, dict)
+                    else None
+                ),
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return _State()
 
     def _save_state(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".updates.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"bad": self._state.bad, "installed": self._state.installed}))
+        state = {
+            "bad": self._state.bad,
+            "installed": self._state.installed,
+            "pending": self._state.pending,
+        }
+        tmp.write_text(json.dumps(state))
         os.replace(tmp, self._state_path)
 
     def _set(self, **changes: Any) -> None:
@@ -548,22 +573,55 @@ class Updater:
         finally:
             wheel.unlink(missing_ok=True)
         old = self.envs.switch(env)
+        self._state.pending = {
+            "version": m.version,
+            "env": str(env),
+            "previous": None if old is None else str(old),
+        }
+        self._save_state()  # before the restart: a re-exec'd phone finishes the job
         self._note(f"switched to {m.version} ({env.name})")
         await self._restart(env)
-        if await self._health(env):
-            self._state.installed.append(m.version)
+        await self._finish(m.version, env, old)
+
+    async def _finish(self, version: str, env: Path, old: Path | None) -> None:
+        """Health check of a switched-to release; roll back when it fails."""
+        healthy = await self._health(env)
+        self._state.pending = None
+        if healthy:
+            self._state.installed.append(version)
             self._save_state()
-            self._set(state="installed", current_version=m.version, error="", progress=None)
-            self._note(f"{m.version} is healthy")
+            self._set(state="installed", current_version=version, error="", progress=None)
+            self._note(f"{version} is healthy")
             return
         # the new release is not healthy: back to where we were
         self.envs.switch_back(old)
-        self._state.bad.append(m.version)
+        self._state.bad.append(version)
         self._save_state()
         if old is not None:
             await self._restart(old)
-        self._set(state="rolled-back", error=f"{m.version} failed its health check", progress=None)
-        self._note(f"{m.version} failed its health check: rolled back")
+        self._set(state="rolled-back", error=f"{version} failed its health check", progress=None)
+        self._note(f"{version} failed its health check: rolled back")
+
+    async def resume(self) -> UpdateStatus:
+        """At start: finish an update whose restart replaced the process (health check now).
+
+        A phone that restarts by re-executing itself from ``root/current`` calls this once it
+        is up; a release that is not healthy is rolled back (and ``restart`` runs the old one).
+        """
+        pending = self._state.pending
+        if not pending or not pending.get("env") or not pending.get("version"):
+            return self.status
+        env = Path(str(pending["env"]))
+        previous = pending.get("previous")
+        if self.envs.current() != env.resolve():
+            self._state.pending = None  # someone switched by hand: nothing to confirm
+            self._save_state()
+            return self.status
+        async with self._lock:
+            await self._finish(
+                str(pending["version"]), env, None if previous is None else Path(previous)
+            )
+        return self.status
 
     # -- schedule ------------------------------------------------------------------------
 
