@@ -166,3 +166,49 @@ async def test_settings_apply_live_and_lines_report(tmp_path: Path) -> None:
         assert status["state"] == "direct" and not status["registered"]
         with pytest.raises(CallError, match="no line 7"):
             await phone.dial("x@127.0.0.1", line=7)
+
+
+@pytest.mark.parametrize(
+    ("transport", "keys_only_over_tls", "want_suite", "want_reason"),
+    [
+        ("UDP", True, False, "media is not encrypted"),
+        ("UDP", False, True, "SRTP keys travelled without TLS"),
+        ("TCP", False, True, "SRTP keys travelled without TLS"),
+    ],
+)
+async def test_plain_transports_never_get_the_padlock(
+    transport: str, keys_only_over_tls: bool, want_suite: bool, want_reason: str
+) -> None:
+    bob_store = _store(user_id="bob", sip_transport=transport, auto_answer=True,
+                       mediasec_over_tls_only=keys_only_over_tls)
+    alice_store = _store(user_id="alice", sip_transport=transport,
+                         mediasec_over_tls_only=keys_only_over_tls)
+    bob = Phone(bob_store, PhoneOptions(system_ca=False, tls_port=None))
+    alice = Phone(alice_store, PhoneOptions(system_ca=False, tls_port=None))
+    async with bob, alice:
+        host, port = bob.local[transport.lower()]
+        target = f"sip:bob@{host}:{port}" + (";transport=tcp" if transport == "TCP" else "")
+        call = await alice.dial(target)
+        await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE or c.is_over, 5)
+        assert call.state is CallState.ACTIVE, call.as_dict()
+        sec = call.security()
+        assert not sec.padlock and not sec.signalling_secure
+        assert sec.transport == transport
+        assert any(f"SIP over {transport}" in r for r in sec.reasons)
+        assert any(want_reason in r for r in sec.reasons), sec.reasons
+        assert (sec.srtp_suite is not None) is want_suite
+        await alice.hangup(call.id)
+        await alice.wait_call(call.id, lambda c: c.is_over, 5)
+
+
+async def test_incoming_calls_reach_the_line_they_name(phones: dict[str, Phone],
+                                                        tmp_path: Path) -> None:
+    alice, bob = phones["alice"], phones["bob"]
+    bob.store.update({("line_enable", 2): True, ("user_id", 2): "bob2"})
+    await asyncio.sleep(0.05)
+    call = await alice.dial(_uri(bob, "bob2"))
+    incoming = (await _ringing(bob))[0]
+    assert incoming.line == 2
+    await bob.reject(incoming.id, 603)
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 603 and call.end_reason == "rejected (603)"
