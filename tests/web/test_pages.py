@@ -277,3 +277,14 @@ async def test_tokens_page_shows_a_new_token_once(admin: httpx.AsyncClient,
     assert accounts.check_token(new) == "user"
     listing = await admin.get("/tokens")
     assert "backup" in listing.text and new not in listing.text
+
+
+async def test_saving_a_new_web_port_follows_it(admin: httpx.AsyncClient, ctx: WebContext,
+                                                store: ConfigStore) -> None:
+    token = await csrf_of(admin)
+    r = await admin.post("/settings/system", data={"csrf": token, "Web_Server_Port": "9443"})
+    assert r.status_code == 303 and r.headers["location"] == "/settings/system?saved=1"
+    ctx.port_follows_setting = True
+    r = await admin.post("/settings/system", data={"csrf": token, "Web_Server_Port": "9444"})
+    assert r.headers["location"] == "https://testserver:9444/settings/system?saved=1"
+    assert store.get("web_server_port") == 9444

@@ -140,3 +140,51 @@ async def test_event_stream(server: WebServer, tmp_path: Path) -> None:
         assert r.status_code == 200
         kind, data = await asyncio.wait_for(next_event(), 5)
         assert kind == "settings" and data == {"changed": ["display_name"]}
+
+
+async def test_new_tls_minimum_and_port_apply_live(tmp_path: Path) -> None:
+    from tests.peers.process import free_port
+
+    store = ConfigStore(tmp_path / "sippa.db", lines=1)
+    first, second = free_port(), free_port()
+    store.set("web_server_port", first)
+    accounts = Accounts(store)
+    token = accounts.create_token("admin", "t")
+    ctx = WebContext(store, accounts, TrustAnchors(None, system=False))
+    cert = tmp_path / "web-cert.pem"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with WebServer(ctx, data_dir=tmp_path) as web:
+        assert web.port == first
+        async with httpx.AsyncClient(verify=_client_ctx(cert)) as c:
+            r = await c.patch(f"https://127.0.0.1:{first}/api/v1/settings", headers=headers,
+                              json={"TLS_Server_Min_Version": "TLS 1.3"})
+            assert r.status_code == 200
+        tls12 = _client_ctx(cert, maximum_version=ssl.TLSVersion.TLSv1_2)
+        for _ in range(50):
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", first, ssl=tls12)
+            except ConnectionRefusedError:  # restarting
+                await asyncio.sleep(0.1)
+                continue
+            except (ssl.SSLError, ConnectionResetError):
+                break  # the handshake is refused
+            w.close()
+            await w.wait_closed()
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("TLS 1.2 still accepted after the change")
+        async with httpx.AsyncClient(verify=_client_ctx(cert)) as c:
+            r = await c.patch(f"https://127.0.0.1:{first}/api/v1/settings", headers=headers,
+                              json={"Web_Server_Port": second})
+            assert r.status_code == 200
+        for _ in range(50):
+            if web.port == second and web._https is not None:
+                break
+            await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(verify=_client_ctx(cert)) as c:
+            r = await c.get(f"https://127.0.0.1:{second}/api/v1/status", headers=headers)
+            assert r.status_code == 200
+            with pytest.raises(httpx.ConnectError):
+                await c.get(f"https://127.0.0.1:{first}/api/v1/status", headers=headers)
+    accounts.close()
+    store.close()

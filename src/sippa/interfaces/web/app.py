@@ -55,6 +55,8 @@ class WebContext:
     clock: Callable[[], float] = time.time
     web_fingerprint: str | None = None
     """SHA-256 of the web server's certificate, shown so a person can check it."""
+    port_follows_setting: bool = False
+    """The HTTPS listener moves when Web Server Port changes (set by the web server)."""
     sessions: Sessions = field(init=False)
     events: EventHub = field(default_factory=EventHub)
 

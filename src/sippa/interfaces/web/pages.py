@@ -236,12 +236,18 @@ async def _settings_submit(request: Request, page: str, line: int) -> Response:
     fields = page_fields(ctx.store, page, who.role, line)
     submitted = {f.name: str(form[f.name]) for f in fields if f.editable and f.name in form}
     try:
-        _, roles = await run_in_threadpool(apply_changes, ctx.store, who.role, submitted)
+        changed, roles = await run_in_threadpool(apply_changes, ctx.store, who.role, submitted)
     except ChangeError as exc:
         return _settings_view(request, who, page, line, 422, errors=exc.errors, submitted=submitted)
     for role in roles:
         ctx.sessions.drop_role(role, keep=who.session.sid if who.session else None)
-    return RedirectResponse(f"{request.url.path}?saved=1", status_code=303)
+    target = f"{request.url.path}?saved=1"
+    if "Web_Server_Port" in changed and ctx.port_follows_setting:
+        # the pages move to the new port now: follow them there
+        host = request.url.hostname or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        target = f"https://{host}:{ctx.store.get('web_server_port')}{target}"
+    return RedirectResponse(target, status_code=303)
 
 
 def _page_name(name: str) -> str | None:

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+import ssl
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -16,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from sippa.app.accounts import Accounts
 from sippa.app.phone import Phone
+from sippa.app.settings import Value
 from sippa.app.store import ConfigStore
 from sippa.app.webserver import TrustAnchors, custom_ca_dir
 from sippa.interfaces.web.app import WebContext, create_app
@@ -90,10 +92,15 @@ class WebServer:
         self.ctx = ctx
         self.data_dir = data_dir
         self.host = host
+        self.port_from_settings = port is None
         self.port = int(ctx.store.get("web_server_port")) if port is None else port
         self.http_port = http_port
         self.certfile, self.keyfile = certfile, keyfile
         self._servers: list[tuple[_Server, asyncio.Task[None], socket.socket]] = []
+        self._https: tuple[_Server, asyncio.Task[None], socket.socket] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._restarting: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -104,29 +111,70 @@ class WebServer:
 
     async def start(self) -> None:
         # imported here: only serving needs the certificate tools of sippa.app
-        from sippa.app.webserver import ensure_certificate, server_context  # noqa: PLC0415
+        from sippa.app.webserver import ensure_certificate  # noqa: PLC0415
 
+        self._loop = asyncio.get_running_loop()
         if self.certfile is None or self.keyfile is None:
             self.certfile, self.keyfile = ensure_certificate(self.data_dir)
         cert = x509.load_pem_x509_certificate(Path(self.certfile).read_bytes())
         self.ctx.web_fingerprint = ":".join(
             f"{b:02X}" for b in cert.fingerprint(hashes.SHA256())
         )
+        self.ctx.port_follows_setting = self.port_from_settings
+        self.app = create_app(self.ctx)
+        await self._start_https()
+        if self.http_port is not None:
+            plain = _listen(self.host, self.http_port)
+            self.http_port = plain.getsockname()[1]
+            self._servers.append(await self._serve(redirect_app(self.port), plain, None))
+        self._unsubscribe = self.ctx.store.subscribe(self._on_settings)
+        log.info("web pages at %s", self.url)
+
+    async def _start_https(self) -> None:
+        from sippa.app.webserver import server_context  # noqa: PLC0415
+
+        assert self.certfile is not None and self.keyfile is not None
         tls = server_context(
             Path(self.certfile), Path(self.keyfile),
             min_version=str(self.ctx.store.get("tls_server_min_version")),
         )
-        app = create_app(self.ctx)
         sock = _listen(self.host, self.port)
         self.port = sock.getsockname()[1]
-        await self._serve(app, sock, ssl_context=tls)
-        if self.http_port is not None:
-            plain = _listen(self.host, self.http_port)
-            self.http_port = plain.getsockname()[1]
-            await self._serve(redirect_app(self.port), plain, ssl_context=None)
-        log.info("web pages at %s", self.url)
+        self._https = await self._serve(self.app, sock, tls)
 
-    async def _serve(self, app: object, sock: socket.socket, *, ssl_context: object) -> None:
+    def _on_settings(self, changed: dict[tuple[str, int], Value]) -> None:
+        """A new Web Server Port or TLS minimum applies at once: the listener restarts."""
+        port_changed = ("web_server_port", 0) in changed and self.port_from_settings
+        if not port_changed and ("tls_server_min_version", 0) not in changed:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._schedule_restart)
+
+    def _schedule_restart(self) -> None:
+        previous = self._restarting
+        self._restarting = asyncio.get_running_loop().create_task(self._restart_https(previous))
+
+    async def _restart_https(self, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous  # one restart after the other
+        await asyncio.sleep(0.3)  # let the answer to the save go out first
+        if self._https is None:
+            return
+        old, self._https = self._https, None
+        await self._stop_one(old)
+        if self.port_from_settings:
+            self.port = int(self.ctx.store.get("web_server_port"))
+        try:
+            await self._start_https()
+        except (OSError, ValueError) as exc:
+            log.error("cannot serve the web pages on port %s: %s", self.port, exc)
+            raise
+        log.info("web pages now at %s", self.url)
+
+    async def _serve(
+        self, app: object, sock: socket.socket, ssl_context: ssl.SSLContext | None
+    ) -> tuple[_Server, asyncio.Task[None], socket.socket]:
         config = uvicorn.Config(
             app,  # type: ignore[arg-type]
             lifespan="off",
@@ -135,7 +183,7 @@ class WebServer:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=2,
-            ssl_context_factory=(lambda _c, _d: ssl_context) if ssl_context else None,  # type: ignore[arg-type,return-value]
+            ssl_context_factory=(lambda _c, _d: ssl_context) if ssl_context else None,
         )
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -144,20 +192,33 @@ class WebServer:
                 task.result()
                 raise RuntimeError("the web server did not start")
             await asyncio.sleep(0.01)
-        self._servers.append((server, task, sock))
+        return server, task, sock
+
+    @staticmethod
+    async def _stop_one(entry: tuple[_Server, asyncio.Task[None], socket.socket]) -> None:
+        server, task, sock = entry
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(task, 5)
+        except TimeoutError:
+            log.warning("the web server did not stop in time")
+        except Exception:
+            log.exception("the web server failed while stopping")
+        sock.close()
 
     async def stop(self) -> None:
-        for server, _, _ in self._servers:
-            server.should_exit = True
-        for _, task, sock in self._servers:
-            try:
-                await asyncio.wait_for(task, 5)
-            except TimeoutError:
-                log.warning("the web server did not stop in time")
-            except Exception:
-                log.exception("the web server failed while stopping")
-            sock.close()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._restarting is not None and not self._restarting.done():
+            self._restarting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._restarting
+        entries = [*self._servers, *([self._https] if self._https else [])]
         self._servers.clear()
+        self._https = None
+        for entry in entries:
+            await self._stop_one(entry)
 
     async def __aenter__(self) -> WebServer:
         await self.start()
