@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from sippa.errors import LocalProtocolError, RemoteProtocolError
@@ -156,3 +158,28 @@ def test_display_name_quoting() -> None:
     assert NameAddr.parse(text) == na
     with pytest.raises(LocalProtocolError):
         str(NameAddr("two\r\nlines", Uri.parse("sip:a@b")))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sip:" + "%41" * 1000,
+        "sip:h" + ";a" * 1000 + "=",
+        "sip:" + "a-" * 1000,
+        "sip:" + "a." * 1000 + "-",
+        "SIP/2.0/UDP h;x=" + "a" * 3000 + "g:",
+        # TOKEN and host overlap in gen-value: this once backtracked exponentially
+        "SIP/2.0/UDP h" + " ; a = b" * 200 + ";",
+        "<sip:a@b>" + ' ; a = "x"' * 200 + ";",
+        "a " * 2000 + "b",
+        '"' + "\\a" * 2000,
+        '"a",' * 1000 + '"',
+    ],
+    ids=lambda t: t[:12],
+)
+def test_no_catastrophic_backtracking(text: str) -> None:
+    # Linear-time grammar: each of these fails (or parses) at once; a regression hangs the test
+    # until pytest-timeout fails it.
+    for parser in (Uri.parse, Via.parse, NameAddr.parse, parse_via_list, parse_name_addr_list):
+        with contextlib.suppress(RemoteProtocolError):
+            parser(text)

@@ -138,7 +138,9 @@ GEN_VALUE = rf"(?:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|{TOKEN}|{HOST}|{QUOTED_STRING})"
 # (the lookahead makes the split into parameters unique, so findall() agrees with fullmatch())
 PARAM = rf"{SWS};{SWS}({TOKEN})(?:{SWS}={SWS}({GEN_VALUE}))?(?=[ \t]*(?:;|\Z))"
 PARAM_RE = re.compile(PARAM)
-PARAMS_RE = re.compile(rf"(?:{PARAM})*{SWS}")
+# (atomic: TOKEN and HOST overlap, and without it a failing match would retry every
+# combination of alternatives, exponential in the number of parameters)
+PARAMS_RE = re.compile(rf"(?:(?>{PARAM}))*+{SWS}")
 # The common case, no LWS and no quoted values: ";name=value;flag" (a strict subset of PARAMS_RE
 # that splits the same way), checked with one regex and split with str methods.
 SIMPLE_PARAMS_RE = re.compile(rf"(?:;{TOKEN}(?:=(?:{TOKEN}|[0-9A-Fa-f:.]+|{IPV6_REFERENCE}))?)*")
