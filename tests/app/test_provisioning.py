@@ -303,3 +303,25 @@ async def test_service_resync_applies_profile_then_custom_ca(tmp_path) -> None: 
     status = await svc.resync_now()
     assert status.state == "ok" and any("not a CA" in w for w in status.warnings)
     assert (tmp_path / "ca" / "custom-ca-rule.pem").read_bytes() == certs.ca.cert.read_bytes()
+
+
+def test_phone_provisioning_updates_only_with_a_key_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sippa.app.provisioning import UPDATE_KEYS_NAME, phone_provisioning
+
+    store = ConfigStore()
+    svc = phone_provisioning(store, data_dir=tmp_path, is_busy=lambda: False)
+    assert svc.updater is None
+    pub = Ed25519PrivateKey.generate().public_key()
+    (tmp_path / UPDATE_KEYS_NAME).write_bytes(
+        pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    svc = phone_provisioning(
+        store, data_dir=tmp_path, is_busy=lambda: False, software_version="0.1.0"
+    )
+    assert svc.updater is not None and svc.updater.status.current_version == "0.1.0"
+    assert svc.status()["updates"]["state"] == "idle"

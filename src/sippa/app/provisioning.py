@@ -28,7 +28,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -64,6 +64,7 @@ __all__ = [
     "ResyncSchedule",
     "ResyncStatus",
     "ScheduleSettings",
+    "phone_provisioning",
 ]
 
 log = logging.getLogger(__name__)
@@ -564,3 +565,61 @@ class ProvisioningService:
 
 def _iso(t: float | None) -> str | None:
     return None if t is None else dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
+
+
+UPDATE_KEYS_NAME = "update-keys.pem"
+"""Beside the database: the Ed25519 public key(s) releases must be signed with (no file: no
+automatic updates)."""
+
+
+def phone_provisioning(
+    store: ConfigStore,
+    *,
+    data_dir: Path,
+    is_busy: Callable[[], bool],
+    ca_files: Sequence[Path] = (),
+    software_version: str = "",
+    restart: Callable[[Path], Awaitable[None]] | None = None,
+    health_check: Callable[[Path], Awaitable[bool]] | None = None,
+) -> ProvisioningService:
+    """The daemon's provisioning: anchors = system + ``ca_files`` + ``data_dir/ca/*.pem``.
+
+    Automatic updates are on only when ``data_dir/update-keys.pem`` holds the release key(s);
+    releases go to ``data_dir/releases`` (``current`` symlink). Without ``restart`` a switched
+    release runs from the next start of the service.
+    """
+    from sippa.app.updates import (  # noqa: PLC0415 - updates imports this module
+        Updater,
+        command_health_check,
+        load_public_keys,
+    )
+
+    def trust() -> TrustStore:
+        custom = sorted((data_dir / "ca").glob("*.pem")) if (data_dir / "ca").is_dir() else []
+        return TrustStore.from_files([*ca_files, *custom], system=True)
+
+    fetch = HttpFetcher(trust, user_agent=f"sippa/{software_version}")
+    updater = None
+    keys_file = data_dir / UPDATE_KEYS_NAME
+    if keys_file.is_file():
+        keys = load_public_keys(keys_file)
+        if keys:
+            updater = Updater(
+                store,
+                root=data_dir / "releases",
+                public_keys=keys,
+                current_version=software_version or "0",
+                fetch=fetch,
+                health_check=health_check
+                or command_health_check(["{env}/bin/python", "-c", "import sippa.app.phone"]),
+                restart=restart,
+            )
+    return ProvisioningService(
+        store,
+        data_dir=data_dir,
+        trust=trust,
+        is_busy=is_busy,
+        software_version=software_version,
+        updater=updater,
+        fetch=fetch,
+    )

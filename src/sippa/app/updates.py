@@ -410,7 +410,7 @@ class Updater:
         fetch: Fetcher,
         package: str = "sippa",
         health_check: Callable[[Path], Awaitable[bool]] = _healthy,
-        restart: Callable[[Path], Awaitable[None]] = _no_restart,
+        restart: Callable[[Path], Awaitable[None]] | None = None,
         installer: Callable[[Path, Path], Awaitable[None]] = install_wheel,
         macros: Callable[[], Mapping[str, str]] = dict,
         check_interval: float = 86400.0,
@@ -427,7 +427,7 @@ class Updater:
         self._fetch = fetch
         self.package = package
         self._health = health_check
-        self._restart = restart
+        self._restart = restart or _no_restart
         self._install = installer
         self._macros = macros
         self.check_interval = check_interval
