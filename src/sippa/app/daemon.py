@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sippa import __version__
 from sippa.app.control import Controller, serve_control
 from sippa.app.echo import EchoService, make_self_signed
 from sippa.app.phone import Phone, PhoneOptions
+from sippa.app.provisioning import ProvisioningService, phone_provisioning
 from sippa.app.store import ConfigStore, default_database_path
 
 __all__ = ["PhoneRuntime", "RuntimeOptions", "default_control_path", "serve"]
@@ -57,6 +59,7 @@ class PhoneRuntime:
         self.store: ConfigStore | None = None
         self.echo: EchoService | None = None
         self.phone: Phone | None = None
+        self.provisioning: ProvisioningService | None = None
 
     async def start(self) -> Phone:
         opts = self.options
@@ -76,9 +79,18 @@ class PhoneRuntime:
             phone_options.aliases["echo"] = self.echo.uri
         self.phone = Phone(self.store, phone_options)
         await self.phone.start()
+        phone = self.phone
+        # Profile/CA/Upgrade rules; NOTIFY Event: resync -> self.provisioning.on_resync_notify()
+        self.provisioning = phone_provisioning(
+            self.store, data_dir=data, ca_files=opts.ca_files, software_version=__version__,
+            is_busy=lambda: any(not c.is_over for c in phone.calls.values()),
+        )
+        await self.provisioning.start()
         return self.phone
 
     async def stop(self) -> None:
+        if self.provisioning is not None:
+            await self.provisioning.stop()
         if self.phone is not None:
             await self.phone.stop()
         if self.echo is not None:
