@@ -212,3 +212,51 @@ async def test_incoming_calls_reach_the_line_they_name(phones: dict[str, Phone],
     await bob.reject(incoming.id, 603)
     await alice.wait_call(call.id, lambda c: c.is_over, 5)
     assert call.status_code == 603 and call.end_reason == "rejected (603)"
+
+
+async def test_call_forward_answers_302_with_the_target(phones: dict[str, Phone]) -> None:
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    seen: list[bytes] = []
+    assert alice.endpoint is not None and alice.core is not None
+    core = alice.core
+    original = core.receive
+
+    def spy(data: bytes, source: Any, now: float) -> None:
+        seen.append(data)
+        original(data, source, now)
+
+    core.receive = spy  # type: ignore[method-assign]
+    bob.store.set("cfwd_all_dest_line", _uri(carol, "carol"), 1)
+    await asyncio.sleep(0.05)
+    call = await alice.dial(_uri(bob, "bob"))
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 302
+    moved = next(m for m in seen if m.startswith(b"SIP/2.0 302"))
+    assert f"Contact: <{_uri(carol, 'carol')}>".encode() in moved
+    assert bob.history is not None
+    assert bob.history.recent(1)[0].end_reason == f"forwarded to {_uri(carol, 'carol')}"
+
+
+async def test_early_media_before_the_answer(phones: dict[str, Phone], tmp_path: Path) -> None:
+    from sippa.media import ToneSource, WavRecorder
+    from tests.media.tonecheck import analyse_wav
+
+    alice, bob = phones["alice"], phones["bob"]
+    heard = tmp_path / "early.wav"
+    call = await alice.dial(_uri(bob, "bob"), sink=WavRecorder(heard))
+    b_call = (await _ringing(bob))[0]
+    b_call.source = ToneSource(750)
+    assert bob.core is not None and b_call.negotiator.local_sdp is not None
+    # bob's side sends 183 Session Progress with its answer and starts media (a ringback)
+    bob.core.ringing(b_call.id, bob._now(), 183, body=bytes(b_call.negotiator.local_sdp))
+    bob._pump()
+    bob._start_media(b_call)
+    await alice.wait_call(call.id, lambda c: c.stream is not None, 5)
+    assert call.state is CallState.RINGING and call.answered is None
+    await asyncio.sleep(1.0)
+    assert call.stream is not None and call.stream.stats().packets_received > 20
+    await bob.answer(b_call.id)
+    await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 5)
+    await alice.hangup(call.id)
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert analyse_wav(heard).holds(750, min_active=0.5)

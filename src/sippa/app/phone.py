@@ -159,8 +159,21 @@ class PhoneOptions:
     """SDES suites to offer and accept (default: every suite, strongest first)."""
 
 
-def _uri_of(text: str) -> Uri:
-    return Uri.parse(text)
+class _PhoneCore(UserAgentCore):
+    """The UA core, plus a Contact on the 3xx we send for call forwarding (RFC 3261 §21.3)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.redirects: dict[str, str] = {}
+        """Call handle -> the URI our 302 for it names."""
+
+    def send_response(self, txn: Any, response: Response, now: float) -> None:
+        if 300 <= response.status_code < 400:
+            session = self._owners.get(txn.handle)
+            target = self.redirects.pop(session.handle, None) if session is not None else None
+            if target is not None:
+                response.headers.add("Contact", f"<{target}>")
+        super().send_response(txn, response, now)
 
 
 class Phone:
@@ -175,7 +188,7 @@ class Phone:
         self.calls: dict[str, Call] = {}
         self.history = CallHistory(store.path) if self.options.history else None
         self.endpoint: Endpoint | None = None
-        self.core: UserAgentCore | None = None
+        self.core: _PhoneCore | None = None
         self.media: MediaEngine | None = None
         self._subscribers: list[Callable[[PhoneEvent], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
@@ -246,7 +259,7 @@ class Phone:
             timers=timers,
             user_agent=str(store.get("sip_user_agent_name")).replace("$VERSION", "0.1"),
         )
-        self.core = UserAgentCore(
+        self.core = _PhoneCore(
             self._base,
             ids=lambda: secrets.token_hex(8),
             rand=lambda: secrets.randbits(53) / float(1 << 53),
@@ -830,6 +843,18 @@ class Phone:
             self.core.reject(event.call, now, 486)
             self._pump()
             return
+        if cfg.forward:
+            try:
+                forward = str(self._target_uri(cfg.forward, cfg))
+            except CallError:
+                forward = None
+            if forward is not None:
+                # Call Forward All: 302 Moved Temporarily with the new target (§21.3.3)
+                self._record_refused_incoming(number, remote, f"forwarded to {forward}", 302)
+                self.core.redirects[event.call] = forward
+                self.core.reject(event.call, now, 302)
+                self._pump()
+                return
         if len(busy) >= (2 if cfg.call_waiting else 1):
             self._record_refused_incoming(number, remote, "busy", 486)
             self.core.reject(event.call, now, 486)
