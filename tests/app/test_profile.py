@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sippa.app.accounts import verify_password
 from sippa.app.profile import (
@@ -19,6 +22,7 @@ from sippa.app.profile import (
     import_profile,
     parse_profile,
 )
+from sippa.app.rules import RuleError, parse_rule
 from sippa.app.settings import SCHEMA, Access, Kind, Setting
 from sippa.app.store import ConfigStore
 
@@ -253,3 +257,50 @@ def test_openssl_enc_profiles(tmp_path: Path, args: list[str], compressed: bool)
         decode_profile(data, key="not the key")
     with pytest.raises(ProfileError, match="encrypted"):
         decode_profile(data)
+
+
+# -- fuzz: parse it or raise ProfileError, nothing else ----------------------------------------
+
+_names = st.sampled_from(["Proxy_1_", "GPP_A", "Resync_Periodic", "SIP_Transport_2_", "X", "a b"])
+_xmlish = st.lists(
+    st.one_of(
+        _names.map(lambda n: f"<{n}>"),
+        _names.map(lambda n: f"</{n}>"),
+        _names.map(lambda n: f'<{n} ua="rw"/>'),
+        st.sampled_from(
+            [
+                "<flat-profile>",
+                "</flat-profile>",
+                "&amp;",
+                "&x;",
+                "<!DOCTYPE a>",
+                "<?xml version='1.0'?>",
+                "<!-- c -->",
+                "]]>",
+                "\x00",
+                "é",
+            ]
+        ),
+        st.text(max_size=8),
+    ),
+    max_size=20,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), _xmlish.map(str.encode)))
+def test_any_input_imports_or_raises_profile_error(data: bytes) -> None:
+    store = ConfigStore()
+    before = store.snapshot()
+    try:
+        import_profile(data, store)
+    except ProfileError:
+        assert store.snapshot() == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_rule_parses_or_raises_rule_error(text: str) -> None:
+    with contextlib.suppress(RuleError):
+        rule = parse_rule(text, {"MA": "00", "A": "x y"})
+        assert rule is None or rule.url.lower().startswith(("http://", "https://"))
