@@ -69,7 +69,7 @@ def test_register_challenge_then_ok() -> None:
     assert req.top_via.transport == "TLS" and req.top_via.rport is True
     assert req.top_via.branch and req.top_via.branch.startswith("z9hG4bK")
     assert req.headers.get("Expires") == "3600"
-    assert "transport=tls" in (req.headers.get("Contact") or "")
+    assert req.headers.get("Contact") == "<sips:alice@127.0.0.1:50123>"
     assert req.headers.get("Authorization") is None
     reg.response_received(answer(req, 401), 0.1)
     req2 = send(reg, 0.1)
@@ -91,6 +91,34 @@ def test_register_challenge_then_ok() -> None:
     assert reg.status.state is RegState.REFRESHING and reg.status.registered
     req3 = send(reg, timer)
     assert req3.call_id == req.call_id and req3.cseq.seq == req2.cseq.seq + 1
+
+
+@pytest.mark.parametrize(
+    ("aor", "transport", "contact"),
+    [
+        # RFC 3261 §26.2.2: "transport=tls" is deprecated; over TLS the Contact is a sips URI
+        # (TLS to us on every hop, and the scheme Kamailio and the core's own Contact use)
+        ("sips:alice@example.test", "TLS", "<sips:alice@10.0.0.5:5061>"),
+        ("sip:alice@example.test", "TLS", "<sips:alice@10.0.0.5:5061>"),
+        ("sip:alice@example.test", "TCP", "<sip:alice@10.0.0.5:5061;transport=tcp>"),
+        ("sip:alice@example.test", "UDP", "<sip:alice@10.0.0.5:5061>"),
+    ],
+)
+def test_contact_names_the_flow_without_transport_tls(
+    aor: str, transport: str, contact: str
+) -> None:
+    reg = make(aor=Uri.parse(aor))
+    reg.start(0.0)
+    req = reg.build_request(LocalContact(transport, "10.0.0.5", 5061), 0.0)
+    assert req.headers.get("Contact") == contact
+    assert "transport=tls" not in bytes(req).decode().lower()
+    assert req.top_via.transport == transport
+    # the registrar echoes our binding: its expires is the granted lifetime (§10.2.4)
+    ok = make_response(req, 200, to_tag="reg")
+    ok.headers.add("Contact", f"{contact};expires=77")
+    reg.response_received(ok, 0.0)
+    (ev,) = events(reg)
+    assert isinstance(ev, Registered) and ev.expires == 77
 
 
 def test_contact_expires_wins_over_expires_header() -> None:
@@ -159,7 +187,8 @@ def test_failover_walks_targets_then_backs_off_with_jitter() -> None:
     reg.send_failed(SendFailure.TRANSPORT, "connection refused", 33.0)
     (ev,) = events(reg)
     assert isinstance(ev, RegistrationFailed) and ev.reason == "connection refused"
-    assert ev.retry_at is not None and 33.0 + 5 <= ev.retry_at <= 33.0 + 10
+    # RFC 5626 §4.5: one failure, base 10: 50-100% of 10 * 2^1
+    assert ev.retry_at is not None and 33.0 + 10 <= ev.retry_at <= 33.0 + 20
     assert reg.wants_send() is None
     reg.handle_timer(ev.retry_at)
     assert reg.wants_send() == 0  # back to the first target
@@ -174,8 +203,42 @@ def test_failover_walks_targets_then_backs_off_with_jitter() -> None:
         waits.append(fail.retry_at - now)
         now = fail.retry_at
         reg.handle_timer(now)
-    caps = [20, 40, 80, 80, 80]
+    caps = [40, 80, 80, 80, 80]  # failures 2..6: min(80, 10 * 2^n)
     assert all(c / 2 <= w <= c for w, c in zip(waits, caps, strict=True)), waits
+
+
+@pytest.mark.parametrize(("bits", "factor"), [(0, 0.5), (2**32 - 1, 1.0)])
+def test_backoff_is_the_rfc5626_wait_time(bits: int, factor: float) -> None:
+    """RFC 5626 §4.5: wait-time = min(max-time, base-time * 2^consecutive-failures), then a
+    uniform 50-100% of it; base and max default to Reg_Retry_Intvl 30 / Reg_Retry_Long_Intvl
+    1200 of the settings."""
+    reg = Registration(
+        RegistrationConfig(Uri.parse("sips:alice@example.test")),
+        lambda n: bits & ((1 << n) - 1),
+        authorize=_authorize,
+    )
+    assert (reg.config.retry_base, reg.config.retry_max) == (30.0, 1200.0)
+    reg.start(0.0)
+    now, waits = 0.0, []
+    for _ in range(7):
+        reg.response_received(answer(send(reg, now), 500), now)
+        (fail,) = events(reg)
+        assert isinstance(fail, RegistrationFailed) and fail.retry_at is not None
+        waits.append(fail.retry_at - now)
+        assert reg.status.next_attempt == fail.retry_at
+        now = fail.retry_at
+        reg.handle_timer(now)
+    # the first retry 30-60 s after the first failure; three failures: 30 * 2^3 = 240
+    upper = [60, 120, 240, 480, 960, 1200, 1200]
+    assert waits == pytest.approx([u * factor for u in upper], rel=1e-6)
+    # a success resets the count: the next failure waits min(max, base * 2^1) again
+    reg.response_received(answer(send(reg, now), 200), now)
+    events(reg)
+    reg.handle_timer(reg.get_timer() or 0.0)
+    reg.response_received(answer(send(reg, now), 500), now)
+    (fail,) = events(reg)
+    assert fail.retry_at is not None  # type: ignore[union-attr]
+    assert fail.retry_at - now == pytest.approx(60 * factor)  # type: ignore[union-attr]
 
 
 def reg_last(reg: Registration) -> Request:

@@ -182,9 +182,10 @@ class RegistrationConfig:
     refresh_max: float = 0.9
     """Latest refresh, as a fraction of the granted lifetime."""
     retry_base: float = 30.0
-    """Back-off base after a failure, seconds (RFC 5626 §4.5 base-time)."""
-    retry_max: float = 1800.0
-    """Back-off ceiling, seconds (RFC 5626 §4.5 max-time)."""
+    """Back-off base after a failure, seconds (RFC 5626 §4.5 base-time; [Reg Retry Intvl])."""
+    retry_max: float = 1200.0
+    """Back-off ceiling, seconds (RFC 5626 §4.5 max-time, 1800 there; [Reg Retry Long
+    Intvl], 1200 by default)."""
     max_auth_rounds: int = 2
     """Challenges answered in a row before giving up (wrong password loops otherwise)."""
     user_agent: str | None = "sippa"
@@ -340,14 +341,7 @@ class Registration:
         aor = cfg.aor.replace(params=(), headers=())
         registrar = cfg.registrar or aor.replace(user=None, password=None)
         transport = local.transport.upper()
-        # Contact: where requests for this line reach us; transport param for TCP/TLS (§19.1.4).
-        contact_uri = Uri(
-            "sips" if transport == "TLS" and aor.scheme == "sips" else "sip",
-            user=aor.user,
-            host=local.host,
-            port=local.port,
-            params=(("transport", transport.lower()),) if transport != "UDP" else (),
-        )
+        contact_uri = _contact_uri(aor, local)
         expires = 0 if attempt.unregister else cfg.expires
         headers = Headers()
         # RFC 3581 §3: ask for rport so the response finds our NAT binding / source port.
@@ -547,10 +541,7 @@ class Registration:
         st.registered = False
         st.expires_at = None
         st.failures += 1
-        # RFC 5626 §4.5: wait = min(max, base * 2^failures), then a random 50-100% of it.
-        cfg = self.config
-        wait = min(cfg.retry_max, cfg.retry_base * (2 ** (st.failures - 1)))
-        delay = wait * (0.5 + 0.5 * self._uniform())
+        delay = self._backoff(st.failures)
         if minimum is not None:
             delay = max(delay, float(minimum))
         self._timer = now + delay
@@ -558,6 +549,21 @@ class Registration:
         self._target = 0
         log.info("%s registration failed: %s; retry in %.1fs", self.prefix, reason, delay)
         self._events.append(RegistrationFailed(reason, code, self._timer))
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failed attempts (RFC 5626 §4.5).
+
+        RFC 5626 §4.5: the upper bound is "W = min (max-time, (base-time * (2 ^
+        consecutive-failures)))", counting the failure just seen, and the retry delay is "a
+        uniform random time between 50 and 100% of the upper-bound wait time": with base-time
+        30 s the first retry comes 30-60 s after the first failure. A line has one flow, so
+        every failure is one of "all of the flows": the lower base-time applies ([Reg Retry
+        Intvl], 30 s); max-time is [Reg Retry Long Intvl] (1200 s; the RFC's default is 1800).
+        """
+        cfg = self.config
+        exponent = min(failures, 32)  # the cap is reached long before; keeps the float finite
+        wait = min(cfg.retry_max, cfg.retry_base * 2.0**exponent)
+        return wait * (0.5 + 0.5 * self._uniform())
 
     def _granted_expires(self, response: Response) -> int:
         # RFC 3261 §10.2.4: the expires of our Contact in the 2xx, else the Expires header.
@@ -597,6 +603,24 @@ class Registration:
     def _branch(self) -> str:
         # RFC 3261 §8.1.1.7: branches start with the magic cookie.
         return "z9hG4bK" + self._token(64)
+
+
+def _contact_uri(aor: Uri, local: LocalContact) -> Uri:
+    """Our Contact for the flow whose local end is ``local``: where requests reach this line.
+
+    Over TLS it is a ``sips`` URI without a transport parameter: RFC 3261 §26.2.2 deprecates
+    ``transport=tls`` ("specific to a single hop"), and RFC 5630 makes ``sips`` the way to ask
+    for TLS on every hop to us (its default transport is TCP, so TLS over TCP). A secure phone
+    wants exactly that even for a ``sip`` AoR (a ``sip`` Contact with ``transport=tcp`` would let
+    the last hop fall back to plain TCP), and it matches the Contact the UA core puts in
+    dialogs. TCP gets ``transport=tcp`` (§19.1.4); UDP, the default, none.
+    """
+    transport = local.transport.upper()
+    scheme = "sips" if transport == "TLS" else "sip"
+    params: tuple[tuple[str, str | None], ...] = ()
+    if transport not in ("UDP", "TLS"):
+        params = (("transport", transport.lower()),)
+    return Uri(scheme, user=aor.user, host=local.host, port=local.port, params=params)
 
 
 def _same_binding(a: Uri, b: Uri) -> bool:
