@@ -214,3 +214,20 @@ async def test_openapi_document_covers_the_api(client: httpx.AsyncClient,
             "/api/v1/calls/{call_id}/dtmf", "/api/v1/trust-anchors", "/api/v1/tokens",
             "/api/v1/events", "/api/v1/lines", "/api/v1/status"} <= paths
     assert not any(p.startswith(("/ext", "/settings", "/login")) for p in paths)
+
+
+def test_custom_ca_rule_bundle_is_listed_and_not_removable(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from sippa.app.trust import RULE_BUNDLE_NAME
+    from sippa.app.webserver import TrustAnchors
+
+    directory = Path(str(tmp_path)) / "ca"
+    trust = TrustAnchors(directory, system=False)
+    assert trust.anchors() == []
+    directory.mkdir()
+    (directory / RULE_BUNDLE_NAME).write_bytes(make_ca("Rule CA"))  # written by the rule
+    [anchor] = trust.anchors()  # picked up without a restart
+    assert anchor.source == "Custom CA Rule" and not anchor.custom
+    assert not trust.remove(anchor.sha256)
+    assert (directory / RULE_BUNDLE_NAME).exists()

@@ -164,7 +164,22 @@ class TrustAnchors:
         self.directory = directory
         self.system = system
         self.extra_files = extra_files
+        self._seen = self._signature()
         self._store = self._load()
+
+    def _signature(self) -> tuple[tuple[str, int], ...]:
+        """Names and change times of the custom CA files (another writer may change them)."""
+        if self.directory is None or not self.directory.is_dir():
+            return ()
+        return tuple((p.name, p.stat().st_mtime_ns) for p in sorted(self.directory.glob("*.pem")))
+
+    def reload(self) -> None:
+        self._seen = self._signature()
+        self._store = self._load()
+
+    def _fresh(self) -> None:
+        if self._signature() != self._seen:
+            self.reload()
 
     def _load(self) -> TrustStore:
         store = TrustStore()
@@ -186,18 +201,26 @@ class TrustAnchors:
     @property
     def store(self) -> TrustStore:
         """The :class:`TrustStore` for SIP lines (system plus custom)."""
+        self._fresh()
         return self._store
 
     def _info(self, a: TrustAnchor) -> AnchorInfo:
         """``custom`` anchors were uploaded (and can be removed); ``source`` says where from."""
         if a.source == "system":
             return AnchorInfo(a.subject, a.sha256, a.not_after, "built-in", False, a.expired)
-        uploaded = self.directory is not None and Path(a.source).parent == self.directory
-        source = "uploaded" if uploaded else "CA file"
-        return AnchorInfo(a.subject, a.sha256, a.not_after, source, uploaded, a.expired)
+        from sippa.app.trust import RULE_BUNDLE_NAME  # noqa: PLC0415 - it imports this module
+
+        path = Path(a.source)
+        if self.directory is not None and path.parent == self.directory:
+            if path.name == RULE_BUNDLE_NAME:  # written by the Custom CA Rule, not removable here
+                return AnchorInfo(a.subject, a.sha256, a.not_after, "Custom CA Rule", False,
+                                  a.expired)
+            return AnchorInfo(a.subject, a.sha256, a.not_after, "uploaded", True, a.expired)
+        return AnchorInfo(a.subject, a.sha256, a.not_after, "CA file", False, a.expired)
 
     def anchors(self) -> list[AnchorInfo]:
         """Custom anchors first, then the built-in ones, each sorted by subject."""
+        self._fresh()
         infos = [self._info(a) for a in self._store.anchors]
         return sorted(infos, key=lambda i: (i.source == "built-in", i.subject.lower()))
 
@@ -231,6 +254,7 @@ class TrustAnchors:
             path = self.directory / f"{fingerprint}.pem"
             path.write_bytes(pem)
             added += [self._info(a) for a in self._store.add_pem_data(pem, str(path))]
+        self._seen = self._signature()
         return added
 
     def remove(self, sha256: str) -> bool:
@@ -242,5 +266,5 @@ class TrustAnchors:
         if not wanted.isalnum() or not path.is_file():
             return False
         path.unlink()
-        self._store = self._load()
+        self.reload()
         return True

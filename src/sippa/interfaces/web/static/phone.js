@@ -73,8 +73,15 @@
       const state = String(c.state || "");
       const buttons = el("div", { class: "buttons" });
       if (c.direction === "incoming" && /ring|incoming|early/i.test(state)) buttons.append(action("Answer", "", () => api("POST", `/calls/${c.id}/answer`)));
-      if (/hold/i.test(state) || c.on_hold) buttons.append(action("Resume", "", () => api("POST", `/calls/${c.id}/resume`)));
-      else if (/confirmed|active|connected|established/i.test(state)) buttons.append(action("Hold", "", () => api("POST", `/calls/${c.id}/hold`)));
+      if (/held|hold/i.test(state) || c.on_hold) buttons.append(action("Resume", "", () => api("POST", `/calls/${c.id}/resume`)));
+      else if (/active|confirmed/i.test(state)) buttons.append(action("Hold", "", () => api("POST", `/calls/${c.id}/hold`)));
+      if (/active|held/i.test(state)) {
+        buttons.append(action("Transfer", "", () => {
+          const to = target.value.trim();
+          if (!to) throw new Error("type where to transfer the call in the number field");
+          return api("POST", `/calls/${c.id}/transfer`, { target: to });
+        }));
+      }
       buttons.append(action("Hang up", "hangup", () => api("POST", `/calls/${c.id}/hangup`)));
       callsBox.append(el("div", { class: "call-card", "data-call": c.id },
         el("div", { class: "head" },
@@ -124,7 +131,7 @@
   document.getElementById("pad").addEventListener("click", async (ev) => {
     const key = ev.target.getAttribute && ev.target.getAttribute("data-key");
     if (!key) return;
-    const up = calls.find((c) => /confirmed|active|connected|established/i.test(String(c.state)));
+    const up = calls.find((c) => /active|confirmed/i.test(String(c.state)));
     if (up) {
       try { await api("POST", `/calls/${up.id}/dtmf`, { digits: key }); } catch (e) { showError(e.message); }
     } else {
