@@ -84,6 +84,7 @@ class PhoneRuntime:
         self.provisioning = phone_provisioning(
             self.store, data_dir=data, ca_files=opts.ca_files, software_version=__version__,
             is_busy=lambda: any(not c.is_over for c in phone.calls.values()),
+            ip=lambda: opts.host,
         )
         await self.provisioning.start()
         return self.phone

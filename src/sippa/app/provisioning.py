@@ -579,6 +579,7 @@ def phone_provisioning(
     is_busy: Callable[[], bool],
     ca_files: Sequence[Path] = (),
     software_version: str = "",
+    ip: Callable[[], str] = lambda: "",
     restart: Callable[[Path], Awaitable[None]] | None = None,
     health_check: Callable[[Path], Awaitable[bool]] | None = None,
 ) -> ProvisioningService:
@@ -619,6 +620,7 @@ def phone_provisioning(
         data_dir=data_dir,
         trust=trust,
         is_busy=is_busy,
+        ip=ip,
         software_version=software_version,
         updater=updater,
         fetch=fetch,
