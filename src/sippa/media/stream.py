@@ -53,6 +53,7 @@ __all__ = ["MediaStream"]
 
 _log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!BBHII")
+_UNPACK_FIXED = struct.Struct("!xBHII").unpack_from
 _MAX_EVENTS = 256
 _random = secrets.SystemRandom()
 
@@ -150,6 +151,8 @@ class MediaStream:
         self._pt = config.payload_type
         self._te_pt = config.telephone_event_pt
         self._encode = self._encoder.encode
+        self._decode = self._decoder.decode
+        self._conceal = self._decoder.conceal
         self._mux = config.rtcp_mux
         if old is None or (old.srtp_suite, old.srtp_local_key, old.srtp_remote_key) != (
             config.srtp_suite,
@@ -274,7 +277,7 @@ class MediaStream:
         else:
             self._ts = (self._ts + self._ts_step) & 0xFFFFFFFF
         if self._receiving and self.sink is not None:
-            self.sink.write(self._playout.get(now, self._decoder.decode, self._decoder.conceal))
+            self.sink.write(self._playout.get(now, self._decode, self._conceal))
         if now >= self._next_rtcp:
             self._send_rtcp(now)
 
@@ -323,11 +326,16 @@ class MediaStream:
             except SrtpError:
                 self._auth_failed("SRTP", addr)
                 return
-        try:
-            pt, seq, ts, ssrc, marker, start, end = peek_rtp(data)
-        except RemoteProtocolError:
-            self.malformed += 1
-            return
+        if data[0] == 0x80 and len(data) > 12:
+            # Fast path: RFC 3550 §5.1 header without CSRC, extension or padding.
+            b1, seq, ts, ssrc = _UNPACK_FIXED(data, 0)
+            pt, marker, start, end = b1 & 0x7F, b1 > 0x7F, 12, len(data)
+        else:
+            try:
+                pt, seq, ts, ssrc, marker, start, end = peek_rtp(data)
+            except RemoteProtocolError:
+                self.malformed += 1
+                return
         if pt not in (self._pt, self._te_pt):
             self.malformed += 1  # not a payload type we negotiated
             return
