@@ -70,6 +70,7 @@ def test_via_list_and_with_params() -> None:
         "SIP/2.0/UDP host;rport=x",
         "SIP/2.0/UDP host:99999",
         "SIP/2.0/UDP [::zz]",
+        "SIP/2.0/UDP [1:2:3:4:5:6:7:8:9]:5060",
         "garbage",
         "",
     ],

@@ -8,6 +8,7 @@ Parsers raise :class:`RemoteProtocolError` (400) and nothing else.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -103,6 +104,10 @@ class Via:
         name, version, transport, host, port_text = m.groups()
         if host[0] == "[":
             host = host[1:-1]
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise RemoteProtocolError(f"bad IPv6 reference in Via {text[:80]!r}") from None
         port = None
         if port_text is not None:
             port = int(port_text)
