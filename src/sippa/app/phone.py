@@ -1039,6 +1039,14 @@ class Phone:
                 self.core.respond(event.transaction, 202, now)
                 self._pump()
                 self._spawn(self._follow_refer(call, refer_to))
+        elif method == "NOTIFY" and call is not None:
+            self.core.respond(event.transaction, 200, now)
+            event_header = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+            frag = request.body.split(b"\r\n", 1)[0].split(b" ")
+            status = int(frag[1]) if len(frag) > 1 and frag[1].isdigit() else 0
+            if event_header == "refer" and 200 <= status < 300:
+                # RFC 5589 §6.1: the transfer target answered; the transferor hangs up
+                self._spawn(self._hangup_quietly(call.id, "transferred"))
         elif method in ("NOTIFY", "OPTIONS", "MESSAGE"):
             self.core.respond(event.transaction, 200, now)
         else:

@@ -146,3 +146,24 @@ async def test_non_matching_crypto_answer_ends_the_call(tmp_path: Path) -> None:
             assert call.end_reason is not None
             assert "matches none of our offered crypto lines" in call.end_reason, call.end_reason
             assert not call.security().padlock
+
+
+async def test_blind_transfer_of_baresip(baresip_tls: Baresip, tmp_path: Path) -> None:
+    """We REFER baresip to carol (a second sippa phone); baresip calls carol, we drop out."""
+    certs = baresip_tls.workdir / "certs"
+    alice = phone_for(phone_store(secure_call_option="Mandatory"),
+                      ca_files=[certs / "ca.pem"], tls_port=None)
+    carol = phone_for(phone_store(user_id="carol", auto_answer=True),
+                      tls_cert=certs / "ua-combined.pem", ca_files=[certs / "ca.pem"])
+    async with alice, carol:
+        call = await alice.dial(_target(baresip_tls))
+        await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 10)
+        host, port = carol.local["tls"]
+        await alice.transfer(f"sip:carol@{host}:{port};transport=tls", call.id)
+        await _wait(lambda: any(c.state is CallState.ACTIVE for c in carol.calls.values()), 10)
+        transferred = next(iter(carol.calls.values()))
+        assert transferred.direction == "incoming" and "ua@" in transferred.remote
+        await alice.wait_call(call.id, lambda c: c.is_over, 10)
+        assert call.end_reason == "transferred"
+        await carol.hangup(transferred.id)
+        await carol.wait_call(transferred.id, lambda c: c.is_over, 5)
