@@ -166,7 +166,7 @@ def _add_phone_commands(commands: Any) -> None:
     p.set_defaults(func=_run_simple, op="history")
 
     p = commands.add_parser("config", help="read or change settings")
-    sub = p.add_subparsers(dest="config_command", metavar="get|set", required=True)
+    sub = p.add_subparsers(dest="config_command", metavar="get|set|export|import", required=True)
     g = sub.add_parser("get", parents=[common], help="show a setting (or all)")
     g.add_argument("key", nargs="?", help="setting key or Cisco name (Proxy_1_)")
     g.add_argument("--line", type=int)
@@ -176,6 +176,15 @@ def _add_phone_commands(commands: Any) -> None:
     s.add_argument("value")
     s.add_argument("--line", type=int)
     s.set_defaults(func=_run_config, op="config_set")
+    e = sub.add_parser("export", parents=[common], help="all settings as a Cisco flat profile")
+    e.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    e.add_argument("--secrets", action="store_true", help="include passwords (file mode 0600)")
+    e.set_defaults(func=_run_profile, op="export")
+    i = sub.add_parser("import", parents=[common],
+                       help="apply a Cisco flat profile (all or nothing; gzip/openssl enc)")
+    i.add_argument("file", type=Path)
+    i.add_argument("--key", help="passphrase of an openssl enc encrypted profile")
+    i.set_defaults(func=_run_profile, op="import")
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -405,6 +414,43 @@ def _run_config(args: argparse.Namespace) -> int:
             print(f"{a['cisco']} = {a['value']}")
 
     return _emit(args, answer, show)
+
+
+def _run_profile(args: argparse.Namespace) -> int:
+    """``sippa config export|import``: the settings database as a Cisco flat profile."""
+    import os  # noqa: PLC0415
+
+    from sippa.app.profile import AccessMap, ProfileError, export_profile, import_profile  # noqa: PLC0415
+    from sippa.app.store import ConfigStore  # noqa: PLC0415
+
+    db, sock = _paths(args)
+    if args.op == "import" and sock.exists():
+        print("a sippa daemon is running: import through its web page, or stop it first",
+              file=sys.stderr)
+        return 1
+    store = ConfigStore(db)
+    access = AccessMap(db.parent / "access.json")
+    try:
+        if args.op == "export":
+            data = export_profile(store, include_secrets=args.secrets, access=access)
+            if args.output is None:
+                sys.stdout.write(data.decode())
+            else:
+                fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            return 0
+        try:
+            result = import_profile(args.file.read_bytes(), store, key=args.key, access=access,
+                                    source=args.file.name)
+        except (ProfileError, OSError) as exc:
+            print(f"not imported: {exc}", file=sys.stderr)
+            return 1
+        # warnings (unknown elements...) are logged by sippa.app.profile
+        print(f"{len(result.changed)} settings changed")
+        return 0
+    finally:
+        store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
