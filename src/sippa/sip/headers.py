@@ -16,9 +16,11 @@ from functools import cached_property
 from sippa.errors import RemoteProtocolError
 from sippa.sip.grammar import (
     DISPLAY_NAME_RE,
+    HOST,
     MAX_HEADER_VALUE,
     PARAM_RE,
     PARAMS_RE,
+    PORT,
     SIMPLE_PARAMS_RE,
     TOKEN,
     VIA_RE,
@@ -47,6 +49,10 @@ MAX_CSEQ = 2**32 - 1
 _CSEQ_RE = re.compile(rf"[ \t]*0*([0-9]{{1,10}})[ \t]+({TOKEN})[ \t]*")
 _DIGITS = re.compile(r"[0-9]+")
 _object_new = object.__new__
+# via-parm in its usual shape: "SIP/2.0/" transport SP sent-by *(";" simple param), no LWS
+_VIA_SIMPLE_RE = re.compile(
+    rf"SIP/2\.0/({TOKEN}) ({HOST})(?::({PORT}))?({SIMPLE_PARAMS_RE.pattern})"
+)
 _ADDR_SPEC_END = re.compile(r"[; \t]")
 _PORT = re.compile(r"[0-9]{1,5}")
 _SMALL_INT = re.compile(r"[0-9]{1,10}")
@@ -57,14 +63,19 @@ def parse_params(text: str, pos: int = 0, *, what: str = "header") -> tuple[Para
     if pos >= len(text):
         return ()
     if SIMPLE_PARAMS_RE.fullmatch(text, pos) is not None:
-        out = []
-        for item in text[pos + 1 :].split(";"):
-            name, eq, value = item.partition("=")
-            out.append((name.lower(), value if eq else None))
-        return tuple(out)
+        return _split_simple_params(text[pos:])
     if PARAMS_RE.fullmatch(text, pos) is None:
         raise RemoteProtocolError(f"malformed {what} parameters {text[pos : pos + 60]!r}")
     return tuple((name.lower(), value or None) for name, value in PARAM_RE.findall(text, pos))
+
+
+def _split_simple_params(text: str) -> tuple[Param, ...]:
+    # ";a=b;c" already checked against SIMPLE_PARAMS_RE: split with str methods
+    out = []
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        out.append((name.lower(), value if eq else None))
+    return tuple(out)
 
 
 def format_params(params: tuple[Param, ...]) -> str:
@@ -98,38 +109,19 @@ class Via:
     def parse(cls, text: str) -> Via:
         # via-parm = sent-protocol LWS sent-by *( SEMI via-params )
         _check_length(text)
+        m = _VIA_SIMPLE_RE.fullmatch(text)
+        if m is not None:
+            # the common case: "SIP/2.0/UDP host:port;a=b;c", no LWS, no quoted values
+            transport, host, port_text, params_text = m.groups()
+            params = _split_simple_params(params_text) if params_text else ()
+            return _new_via(cls, transport, host, port_text, params, "SIP/2.0", text)
         m = VIA_RE.match(text)
         if m is None:
             raise RemoteProtocolError(f"malformed Via {text[:80]!r}")
         name, version, transport, host, port_text = m.groups()
-        if host[0] == "[":
-            host = host[1:-1]
-            try:
-                ipaddress.IPv6Address(host)
-            except ValueError:
-                raise RemoteProtocolError(f"bad IPv6 reference in Via {text[:80]!r}") from None
-        port = None
-        if port_text is not None:
-            port = int(port_text)
-            if port > 65535:
-                raise RemoteProtocolError("Via port out of range")
-        params = parse_params(text, m.end(), what="Via")
-        for key, value in params:
-            # via-ttl = "ttl" EQUAL ttl ; response-port = "rport" [EQUAL 1*DIGIT] (RFC 3581)
-            if key == "branch":
-                if value is None:
-                    raise RemoteProtocolError("Via branch without value")
-            elif key in ("rport", "ttl") and value is not None and not _DIGITS.fullmatch(value):
-                raise RemoteProtocolError(f"bad Via {key} {value!r}")
         protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name.upper()}/{version}"
-        via: Via = _object_new(cls)  # the frozen __init__, minus five setattr calls
-        d = via.__dict__
-        d["transport"] = transport.upper()
-        d["host"] = host
-        d["port"] = port
-        d["params"] = params
-        d["protocol"] = protocol
-        return via
+        params = parse_params(text, m.end(), what="Via")
+        return _new_via(cls, transport, host, port_text, params, protocol, text)
 
     def __str__(self) -> str:
         return self._text
@@ -177,6 +169,44 @@ class Via:
                     return True
                 return int(value) if _PORT.fullmatch(value) else None
         return None
+
+
+def _new_via(  # noqa: PLR0917 - internal constructor
+    cls: type[Via],
+    transport: str,
+    host: str,
+    port_text: str | None,
+    params: tuple[Param, ...],
+    protocol: str,
+    text: str,
+) -> Via:
+    """Check the parts of a parsed Via and build it (without the frozen ``__init__``)."""
+    if host[0] == "[":
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise RemoteProtocolError(f"bad IPv6 reference in Via {text[:80]!r}") from None
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise RemoteProtocolError("Via port out of range")
+    for key, value in params:
+        # via-ttl = "ttl" EQUAL ttl ; response-port = "rport" [EQUAL 1*DIGIT] (RFC 3581)
+        if key == "branch":
+            if value is None:
+                raise RemoteProtocolError("Via branch without value")
+        elif key in ("rport", "ttl") and value is not None and not _DIGITS.fullmatch(value):
+            raise RemoteProtocolError(f"bad Via {key} {value!r}")
+    via: Via = _object_new(cls)
+    d = via.__dict__
+    d["transport"] = transport.upper()
+    d["host"] = host
+    d["port"] = port
+    d["params"] = params
+    d["protocol"] = protocol
+    return via
 
 
 def parse_via_list(value: str) -> list[Via]:

@@ -35,7 +35,6 @@ _USER_LITERAL = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]*")
 _PASSWORD_LITERAL = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,]*")
 _PARAM_LITERAL = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*")
 _HEADER_LITERAL = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/?:+$]*")
-_PARAM_SPLIT = re.compile(r";")
 
 # RFC 3261 §19.1.4: these URI parameters must match when present in either URI.
 _MUST_MATCH_PARAMS = ("user", "ttl", "method", "maddr", "transport")
@@ -59,9 +58,13 @@ def _parse_params(text: str) -> tuple[Param, ...]:
     if not text:
         return ()
     params: list[Param] = []
-    for item in _PARAM_SPLIT.split(text[1:]):
+    escaped = "%" in text
+    for item in text[1:].split(";"):
         name, eq, value = item.partition("=")
-        params.append((_unescape(name).lower(), _unescape(value) if eq else None))
+        if escaped:
+            name = _unescape(name)
+            value = _unescape(value)
+        params.append((name.lower(), value if eq else None))
     return tuple(params)
 
 
