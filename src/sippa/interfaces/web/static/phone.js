@@ -45,7 +45,7 @@
     return b;
   }
 
-  function securityPanel(sec) {
+  function securityPanel(sec, call) {
     const dl = el("dl");
     const rows = [
       ["Padlock", sec.padlock ? "yes" : "no"],
@@ -53,6 +53,9 @@
       ["TLS version", sec.tls_version], ["Cipher", sec.cipher], ["Group", sec.group],
       ["Peer certificate", sec.peer_subject], ["SRTP suite", sec.srtp_suite || "none (plain RTP)"],
     ];
+    const media = call.media || {};
+    rows.push(["Codec", media.codec], ["Media to", media.remote],
+      ["Packets sent / received", `${call.packets_sent || 0} / ${call.packets_received || 0}`]);
     for (const [k, v] of rows) if (v) { dl.append(el("dt", {}, k), el("dd", {}, String(v))); }
     const reasons = (sec.reasons || []).map((r) => el("li", {}, r));
     return el("details", { class: "security" }, el("summary", {}, "Security details"), dl,
@@ -87,7 +90,7 @@
         el("div", { class: "head" },
           el("span", { class: "who" }, c.remote || c.peer || c.target || "call"),
           el("span", { class: "state" }, state), lock),
-        buttons, securityPanel(sec)));
+        buttons, securityPanel(sec, c)));
     }
   }
 
