@@ -296,3 +296,25 @@ def test_load_public_keys(tmp_path: Path) -> None:
     raw = PUB.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     (tmp_path / "keys.txt").write_bytes(b"# release key 2026\n" + raw.hex().encode() + b"\n")
     assert len(load_public_keys(tmp_path / "keys.txt")) == 1
+
+
+async def test_first_update_rolls_back_to_the_running_environment(tmp_path: Path) -> None:
+    import sys
+
+    server = Server()
+    server.files["https://up.test/sippa/manifest.json"] = sign_manifest(_manifest(), KEY)
+    server.files["https://up.test/sippa/sippa-0.2.0-py3-none-any.whl"] = WHEEL
+    up, _, events = _updater(tmp_path, server, [False])
+    assert (await up.update()).state == "rolled-back"
+    assert up.envs.current() is None  # no current link: the running environment stays
+    assert events[-1] == f"restart {Path(sys.prefix).name}"
+
+
+async def test_lines_health_check() -> None:
+    from sippa.app.updates import lines_health_check
+
+    lines = [{"line": 1, "registers": True, "registered": False}, {"line": 2, "registers": False}]
+    check = lines_health_check(lambda: lines, timeout=0.05, poll=0.01)
+    assert not await check(Path("/env"))
+    lines[0]["registered"] = True
+    assert await check(Path("/env"))

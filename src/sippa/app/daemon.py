@@ -22,6 +22,7 @@ from sippa.app.echo import EchoService, make_self_signed
 from sippa.app.phone import Phone, PhoneOptions
 from sippa.app.provisioning import ProvisioningService, phone_provisioning
 from sippa.app.store import ConfigStore, default_database_path
+from sippa.app.updates import lines_health_check, reexec_restart
 
 __all__ = ["PhoneRuntime", "RuntimeOptions", "default_control_path", "serve"]
 
@@ -85,6 +86,9 @@ class PhoneRuntime:
             self.store, data_dir=data, ca_files=opts.ca_files, software_version=__version__,
             is_busy=lambda: any(not c.is_over for c in phone.calls.values()),
             ip=lambda: opts.host,
+            # a signed update re-executes the daemon; healthy = every line registers again
+            restart=reexec_restart(),
+            health_check=lines_health_check(lambda: phone.status()["lines"]),
         )
         await self.provisioning.start()
         return self.phone

@@ -54,7 +54,7 @@ from sippa.net.http import Fetcher, FetchError, HttpFetcher, Request
 from sippa.net.tls import TrustStore
 
 if TYPE_CHECKING:
-    from sippa.app.updates import Updater
+    from sippa.app.updates import Updater, UpdateStatus
 
 __all__ = [
     "PROFILE_RULES",
@@ -469,6 +469,7 @@ class ProvisioningService:
             after_resync=self._after_resync,
         )
         self.updater = updater
+        self._resume: asyncio.Task[UpdateStatus] | None = None
 
     def macros(self) -> dict[str, str]:
         return device_macros(
@@ -487,10 +488,16 @@ class ProvisioningService:
     async def start(self) -> None:
         await self.provisioner.start()
         if self.updater is not None:
+            # an update whose restart replaced the process: health check, maybe roll back
+            self._resume = asyncio.create_task(self.updater.resume(), name="update-resume")
             await self.updater.start()
 
     async def stop(self) -> None:
         await self.provisioner.stop()
+        if self._resume is not None:
+            self._resume.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resume
         if self.updater is not None:
             await self.updater.stop()
 

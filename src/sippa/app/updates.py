@@ -71,8 +71,10 @@ __all__ = [
     "canonical_bytes",
     "command_health_check",
     "install_wheel",
+    "lines_health_check",
     "load_public_key",
     "load_public_keys",
+    "reexec_restart",
     "sign_manifest",
     "verify_manifest",
 ]
@@ -361,6 +363,52 @@ def command_health_check(
     return check
 
 
+def lines_health_check(
+    lines: Callable[[], Sequence[Mapping[str, Any]]],
+    *,
+    timeout: float = 90.0,
+    poll: float = 1.0,
+) -> Callable[[Path], Awaitable[bool]]:
+    """Healthy when every line that registers is registered again within ``timeout``.
+
+    ``lines()`` gives the phone's line dicts (``registers``, ``registered``), as
+    :meth:`sippa.app.phone.Phone.status` shows them.
+    """
+
+    async def check(env: Path) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            waiting = [
+                ln.get("line") for ln in lines() if ln.get("registers") and not ln.get("registered")
+            ]
+            if not waiting:
+                return True
+            if loop.time() >= deadline:
+                log.warning("health check: lines %s did not register in %.0f s", waiting, timeout)
+                return False
+            await asyncio.sleep(poll)
+
+    return check
+
+
+def reexec_restart(args: Sequence[str] | None = None) -> Callable[[Path], Awaitable[None]]:
+    """Restart by replacing this process with ``<env>/bin/python -m sippa <args>``.
+
+    ``args`` defaults to this process's arguments. The new process calls
+    :meth:`Updater.resume` to run the health check (and roll back if needed).
+    """
+
+    async def restart(env: Path) -> None:
+        python = env / "bin" / "python"
+        argv = [str(python), "-m", "sippa", *(sys.argv[1:] if args is None else args)]
+        log.warning("restarting into %s", env)
+        logging.shutdown()
+        os.execv(python, argv)  # noqa: S606 - our own interpreter, fixed arguments
+
+    return restart
+
+
 # -- the updater -----------------------------------------------------------------------------
 
 
@@ -577,13 +625,14 @@ class Updater:
             "version": m.version,
             "env": str(env),
             "previous": None if old is None else str(old),
+            "fallback": sys.prefix,  # what runs now, when there was no current yet
         }
         self._save_state()  # before the restart: a re-exec'd phone finishes the job
         self._note(f"switched to {m.version} ({env.name})")
         await self._restart(env)
-        await self._finish(m.version, env, old)
+        await self._finish(m.version, env, old, Path(sys.prefix))
 
-    async def _finish(self, version: str, env: Path, old: Path | None) -> None:
+    async def _finish(self, version: str, env: Path, old: Path | None, fallback: Path) -> None:
         """Health check of a switched-to release; roll back when it fails."""
         healthy = await self._health(env)
         self._state.pending = None
@@ -597,8 +646,7 @@ class Updater:
         self.envs.switch_back(old)
         self._state.bad.append(version)
         self._save_state()
-        if old is not None:
-            await self._restart(old)
+        await self._restart(old if old is not None else fallback)
         self._set(state="rolled-back", error=f"{version} failed its health check", progress=None)
         self._note(f"{version} failed its health check: rolled back")
 
@@ -619,7 +667,10 @@ class Updater:
             return self.status
         async with self._lock:
             await self._finish(
-                str(pending["version"]), env, None if previous is None else Path(previous)
+                str(pending["version"]),
+                env,
+                None if previous is None else Path(previous),
+                Path(pending.get("fallback") or sys.prefix),
             )
         return self.status
 
