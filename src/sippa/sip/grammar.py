@@ -55,12 +55,10 @@ LWS = r"[ \t]+"
 # quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
 # (possessive runs "++" (Python >= 3.11) keep matching linear: no backtracking into a run)
 QUOTED_STRING = r'"(?:[^"\\\r\n]++|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*+"'
-QUOTED_STRING_RE = re.compile(QUOTED_STRING)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 _NEEDS_QUOTED_PAIR = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"\\]')
 
 # Method = INVITEm / ACKm / ... / extension-method ; extension-method = token
-METHOD_RE = re.compile(TOKEN)
 # Request-Line = Method SP Request-URI SP SIP-Version CRLF ; SIP-Version = "SIP" "/" 1*DIGIT
 # "." 1*DIGIT.  Exactly one SP between the elements (RFC 4475 §3.1.2.9/§3.1.2.10).
 REQUEST_LINE_RE = re.compile(rf"({TOKEN}) ([^ \t]+) SIP/([0-9]+\.[0-9]+)")
@@ -72,8 +70,6 @@ STATUS_LINE_RE = re.compile(
 )
 # message-header = field-name HCOLON field-value ; HCOLON = *( SP / HTAB ) ":" SWS
 HEADER_NAME_RE = re.compile(TOKEN)
-# Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT
-DIGITS_RE = re.compile(r"[0-9]+")
 
 # ---- URI pieces (RFC 3261 §25.1, RFC 3986 for IPv6) --------------------------------------------
 # unreserved = alphanum / mark ; mark = "-" / "_" / "." / "!" / "~" / "*" / "'" / "(" / ")"
@@ -92,12 +88,11 @@ PASSWORD = rf"(?:[{UNRESERVED}&=+$,]++|{ESCAPED})*"
 # language, matched without backtracking)
 _LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
 HOSTNAME = rf"{_LABEL}(?:\.{_LABEL})*+\.?"
-# IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT
-IPV4 = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+# IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT: the hostname rule above
+# already matches it (labels of digits), so host = hostname / IPv6reference suffices here.
 # IPv6reference = "[" IPv6address "]" ; the address itself is checked with ipaddress.
 IPV6_REFERENCE = r"\[[0-9A-Fa-f:.]+\]"
 HOST = rf"(?:{IPV6_REFERENCE}|{HOSTNAME})"
-HOST_RE = re.compile(HOST)
 # port = 1*DIGIT
 PORT = r"[0-9]{1,5}"
 # uri-parameter: pname [ "=" pvalue ] ; pname = 1*paramchar ; pvalue = 1*paramchar
