@@ -325,3 +325,15 @@ def test_phone_provisioning_updates_only_with_a_key_file(tmp_path) -> None:  # t
     )
     assert svc.updater is not None and svc.updater.status.current_version == "0.1.0"
     assert svc.status()["updates"]["state"] == "idle"
+
+
+def test_notify_during_a_resync_asks_for_another_one() -> None:
+    s = ResyncSchedule(lambda x: 0.0)
+    s.start(0, ScheduleSettings(on_reset=True, random_delay=0))
+    s.begin()
+    s.force(1, "notify")
+    s.done(2, True, CFG)
+    assert (s.due_at, s.reason) == (2, "notify")
+    s.begin()
+    s.done(3, True, CFG)
+    assert s.reason == "periodic"

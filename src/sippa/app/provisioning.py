@@ -132,6 +132,8 @@ class ResyncSchedule:
         self.reason = "none"
         self.postponed_since: float | None = None
         self.failures = 0
+        self.running = False
+        self._again: str | None = None  # a force() while a resync runs: one more after it
 
     def start(self, now: float, cfg: ScheduleSettings) -> None:
         if cfg.enabled and cfg.on_reset:
@@ -151,8 +153,14 @@ class ResyncSchedule:
 
     def force(self, now: float, reason: str) -> None:
         """Resync as soon as possible (a NOTIFY, a button)."""
-        if self.due_at is None or self.due_at > now:
+        if self.running:
+            self._again = reason  # the running one may have fetched before the change
+        elif self.due_at is None or self.due_at > now:
             self._set(now, reason)
+
+    def begin(self) -> None:
+        """A resync starts (call :meth:`done` when it ends)."""
+        self.running = True
 
     def reconfigure(self, now: float, cfg: ScheduleSettings) -> None:
         """The knobs changed: a waiting periodic resync is rescheduled with the new ones."""
@@ -183,6 +191,12 @@ class ResyncSchedule:
         return self.due_at
 
     def done(self, now: float, ok: bool, cfg: ScheduleSettings) -> None:
+        self.running = False
+        if self._again is not None:
+            reason, self._again = self._again, None
+            self.failures = 0 if ok else self.failures + 1
+            self._set(now, reason)
+            return
         if ok:
             self.failures = 0
             self._periodic(now, cfg)
@@ -350,6 +364,7 @@ class Provisioner:
 
     async def _resync_once(self) -> _Outcome:
         async with self._lock:
+            self.schedule.begin()
             started = self._wall()
             self._status = replace(self._status, state="running", last_attempt=started)
             try:
