@@ -1,8 +1,9 @@
 """Cisco ``<flat-profile>`` import and export of every setting (Cisco MPP provisioning guide).
 
-Format (see ``docs``/README): each setting is one child element of ``<flat-profile>`` named as on
-the phone (``Resync_Periodic``, ``Proxy_1_`` for per-line ones), its text is the value and the
-``ua="na|ro|rw"`` attribute says what the ``user`` login may do with it.
+Format (Cisco SPA/MPP provisioning guides): each setting is one child element of
+``<flat-profile>`` named as on the phone (``Resync_Periodic``, ``Proxy_1_`` for per-line ones),
+its text is the value and the ``ua="na|ro|rw"`` attribute says what the ``user`` login may do
+with it.
 
 - An empty element (``<Profile_Rule_B/>``) sets an empty value; an element with only attributes
   (``<Proxy_1_ ua="rw"/>``) changes only the access and leaves the value alone.
@@ -13,7 +14,12 @@ the phone (``Resync_Periodic``, ``Proxy_1_`` for per-line ones), its text is the
   (:func:`sippa.app.accounts.hash_password`); an exported hash is taken back as it is.
 - Parsing is defused (``defusedxml``: no DTD at all, hence no XXE and no entity expansion) and
   size-limited; a profile may be gzip-compressed and/or encrypted with
-  ``openssl enc -aes-256-cbc`` (``Salted__`` header), decrypted with the rule's ``--key``.
+  ``openssl enc -aes-256-cbc`` (``Salted__`` header), decrypted with the rule's ``--key``:
+  the key derivation is found by trying EVP_BytesToKey with MD5 (the classic default) and
+  SHA-256 (OpenSSL >= 1.1) and ``-pbkdf2`` (SHA-256, 10000 iterations); a wrong key is told
+  by the padding AND the plaintext starting like XML or gzip. ``-nosalt`` is not supported.
+- User access (``ua``) overrides live in :class:`AccessMap` (``access.json`` beside the
+  database), since the store keeps values only.
 """
 
 from __future__ import annotations
