@@ -231,7 +231,9 @@ _SIP = [
     _s("reg_max_expires", "Reg_Max_Expires", "SIP", "SIP Timer Values (sec)", "Reg Max Expires",
        Kind.INT, 7200, "Longest registration the phone keeps.", minimum=1, maximum=604800),
     _s("reg_retry_intvl", "Reg_Retry_Intvl", "SIP", "SIP Timer Values (sec)", "Reg Retry Intvl",
-       Kind.INT, 30, "First wait before retrying a failed registration (with jitter).",
+       Kind.INT, 30,
+       "Base of the registration back-off (RFC 5626 §4.5): after n failures the phone waits "
+       "50-100% of min(Reg Retry Long Intvl, this * 2^n) seconds.",
        minimum=1, maximum=86400),
     _s("reg_retry_long_intvl", "Reg_Retry_Long_Intvl", "SIP", "SIP Timer Values (sec)",
        "Reg Retry Long Intvl", Kind.INT, 1200, "Longest wait between registration retries.",
