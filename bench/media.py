@@ -59,6 +59,7 @@ from sippa.rtp.srtp import SrtpContext
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 PTIME = 0.02
 LATENESS_LIMIT = 0.002
+RELAXED_LIMIT = 0.02
 LOOPBACK = "127.0.0.1"
 
 
@@ -140,11 +141,17 @@ class Trial:
 
     @property
     def keeps_pace(self) -> bool:
-        """Sent (nearly) every frame on time's grid and lost nothing, whatever the p99."""
-        return self.pace >= 0.99 and self.lost == 0 and self.sent > 0
+        """The relaxed target for a noisy machine: every frame of the window sent (no skips,
+        no catch-up bursts), nothing lost, p99 lateness at most 20 ms."""
+        return (
+            0.99 <= self.pace <= 1.01
+            and self.lost == 0
+            and self.sent > 0
+            and self.p99_ms <= RELAXED_LIMIT * 1000
+        )
 
     def row(self) -> str:
-        verdict = "ok" if self.ok else "keeps pace" if self.keeps_pace else "FAIL"
+        verdict = "ok" if self.ok else "relaxed ok" if self.keeps_pace else "FAIL"
         return (
             f"{self.streams:6d} streams  p99 lateness {self.p99_ms:5.2f} ms  "
             f"early<= {self.max_early_ms:4.2f} ms  sent {self.sent:8d}  lost {self.lost:6d}  "
@@ -308,8 +315,8 @@ def ladder(loop_name: str, port: int, seconds: float, *, limit: int, deadline: f
     """Climb the stream-count ladder with every kind interleaved (same machine conditions).
 
     Per kind: the largest count that met the target (p99 <= 2 ms, no loss) and the largest
-    that kept pace (every frame sent, no loss, whatever the lateness). A kind drops out when
-    it no longer keeps pace, confirmed by one retry.
+    that met the relaxed one (p99 <= 20 ms, every frame sent, no loss). A kind drops out
+    when it no longer meets the relaxed target, confirmed by one retry.
     """
     best = dict.fromkeys(kinds, 0)
     pace = dict.fromkeys(kinds, 0)
@@ -463,7 +470,8 @@ def main() -> int:
         cpu_b = _cpu_at(trials[("bare", loop_name)], b)
         print(f"  {loop_name:8s} sippa {s:5d} (without playout {st:5d})   bare pylibsrtp+asyncio "
               f"{b:5d}   ratio {ratio}   cpu/stream-s at max: sippa {cpu_s}, bare {cpu_b}")
-    print("== kept pace (every frame sent on the grid, nothing lost; lateness not counted)")
+    print("== relaxed target for a busy machine (p99 send lateness <= 20 ms, every frame sent, "
+          "no loss)")
     for loop_name in loops:
         print(f"  {loop_name:8s} sippa {paced[('sippa', loop_name)]:5d} (without playout "
               f"{paced[('sippa-t', loop_name)]:5d})   bare {paced[('bare', loop_name)]:5d}")
