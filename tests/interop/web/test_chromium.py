@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.interop.phone.conftest import make_baresip
+from tests.peers.baresip import Baresip
 from tests.peers.kamailio import USERS, Kamailio
 from tests.peers.process import PeerProcess, free_port, require_binary, wait_tcp
 
@@ -41,13 +43,23 @@ _tmp_shots: list[Path] = []
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, kamailio: Kamailio, lab_certs: object) -> Iterator[tuple[int, Path]]:
+def baresip(tmp_path: Path) -> Iterator[Baresip]:
+    """baresip on TLS with its own CA, SRTP mandatory, answering at once."""
+    with make_baresip(tmp_path / "baresip", tls=True, mediaenc="srtp-mand") as peer:
+        yield peer
+
+
+@pytest.fixture
+def daemon(
+    tmp_path: Path, kamailio: Kamailio, lab_certs: object, baresip: Baresip
+) -> Iterator[tuple[int, Path]]:
     port = free_port()
     log = tmp_path / "serve.log"
     _tmp_shots[:] = [tmp_path / "screenshots"]
     argv = [
         sys.executable, "-m", "sippa", "serve", "--db", str(tmp_path / "sippa.db"),
         "--web-port", str(port), "--ca", str(lab_certs.ca.cert),  # type: ignore[attr-defined]
+        "--ca", str(baresip.workdir / "certs" / "ca.pem"),
     ]
     with PeerProcess(argv, log=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
         wait_tcp(port, timeout=20)
@@ -64,7 +76,7 @@ def _setup_token(log: Path) -> str:
     raise AssertionError("no setup token on the console:\n" + log.read_text())
 
 
-def test_web_end_to_end(daemon: tuple[int, Path], kamailio: Kamailio) -> None:
+def test_web_end_to_end(daemon: tuple[int, Path], kamailio: Kamailio, baresip: Baresip) -> None:
     chromium = require_binary("chromium", "chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     port, log = daemon
@@ -145,6 +157,13 @@ def test_web_end_to_end(daemon: tuple[int, Path], kamailio: Kamailio) -> None:
             page.goto(base + "/settings/system")
             _shot(page, "system")
 
+            # the user's secure-call default: mandatory
+            page.goto(base + "/settings/user")
+            page.select_option("#f-Secure_Call_Setting", "Mandatory")
+            page.click("text=Submit All Changes")
+            page.wait_for_url(base + "/settings/user?saved=1")
+            _shot(page, "user")
+
             # the phone page: a secure call to the echo service with the padlock
             page.goto(base + "/phone")
             page.select_option("#line", "2")
@@ -160,11 +179,30 @@ def test_web_end_to_end(daemon: tuple[int, Path], kamailio: Kamailio) -> None:
             page.click(".call-card summary")
             details = page.locator(".call-card details").inner_text()
             assert "TLS" in details and "SRTP suite" in details
-            _shot(page, "phone")
             page.click(".call-card .hangup")
             page.locator("#calls .none").wait_for(timeout=10000)
             page.locator("#history tbody tr").first.wait_for(timeout=10000)
             assert "echo" in page.locator("#history tbody").inner_text()
+
+            # baresip over TLS with SRTP: the padlock, and baresip's certificate in the details
+            page.fill("#target", f"sips:{baresip.user}@127.0.0.1:{baresip.tls_port}")
+            page.click("#dial")
+            card = page.locator(".call-card")
+            card.wait_for(timeout=15000)
+            for _ in range(100):
+                if "active" in card.locator(".state").inner_text():
+                    break
+                time.sleep(0.1)
+            assert "active" in card.locator(".state").inner_text(), (
+                page.request.get(base + "/api/v1/calls").text()
+            )
+            assert card.locator(".padlock").get_attribute("data-padlock") == "yes"
+            page.click(".call-card summary")
+            details = card.locator("details").inner_text()
+            assert "SRTP suite" in details and "TLS (certificate validated)" in details
+            _shot(page, "phone")
+            page.click(".call-card .hangup")
+            page.locator("#calls .none").wait_for(timeout=10000)
         finally:
             context.close()
             browser.close()

@@ -106,10 +106,14 @@
       el("td", {}, h.end_reason || ""), el("td", {}, h.padlock ? "yes" : "no"))));
   }
 
+  let asked = 0;
   async function refresh() {
+    const mine = ++asked;
     try {
       const before = calls.length;
-      calls = await api("GET", "/calls");
+      const now = await api("GET", "/calls");
+      if (mine !== asked) return;  // a later refresh is on its way: never show an older state
+      calls = now;
       render();
       if (calls.length < before) await refreshHistory();
     } catch (e) { showError(e.message); }
