@@ -159,4 +159,6 @@
     if (data.line !== undefined) updateLine(data);
   });
   refresh();
+  // media counters change without events: refresh while a call is up
+  setInterval(() => { if (calls.length) refresh(); }, 2000);
 })();
