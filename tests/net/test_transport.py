@@ -285,3 +285,23 @@ async def test_tcp_over_ipv6_and_connection_limit() -> None:
         await la.close()
         await lb.close()
         await extra.close()
+
+
+async def test_bad_bytes_after_a_good_message_close_the_stream_at_once() -> None:
+    """The framer hands out the good message first; the connection must not wait for more data."""
+    b = Sink()
+    lb = b.layer()
+    try:
+        host, port = await lb.listen("TCP", "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(host, port)
+        garbage = b"NOT SIP AT ALL\r\nContent-Length: banana\r\n\r\n"
+        writer.write(OPTIONS + garbage)  # one write: both arrive in the same read
+        await writer.drain()
+        data, _ = await b.message()
+        assert data == OPTIONS
+        err = await b.error()
+        assert "bad stream" in err.reason
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed without more input
+        writer.close()
+    finally:
+        await lb.close()

@@ -207,6 +207,12 @@ class Connection(asyncio.Protocol):
             self.last_message = self.last_rx
             if self.flow is not None:
                 self.layer._deliver(message, self.flow)
+        if self.framer.error is not None:
+            # the framer handed out the messages completed before bad bytes; the stream after
+            # them cannot be re-synchronised, so close now rather than on the next read
+            reason = self.framer.error.reason
+            log.warning("%s: closing, bad stream: %s", self.flow and self.flow.peer, reason)
+            self.close(f"bad stream from peer: {reason}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()

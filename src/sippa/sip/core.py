@@ -221,7 +221,7 @@ class UserAgentCore:
                 response = make_response(request, exc.status_code, to_tag=self._ids())
                 self._out.append((bytes(response), self._response_address(request, source)))
                 answered = True
-            except (RemoteProtocolError, ValueError):
+            except (ProtocolError, ValueError):
                 answered = False  # no usable Via / Call-ID: drop it
         log.info("rejected message from %s: %s (%d)", source, exc.reason, exc.status_code)
         self._events.append(MessageRejected(source, exc.status_code, exc.reason, answered))
