@@ -69,7 +69,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 def make_baresip(workdir: Path, **kw: Any) -> Baresip:
     rtp = free_port_block(20)
     cls = RegisteredBaresip if "account" in kw else Baresip
-    return cls(workdir, sip_port=free_port(also_udp=True), ctrl_port=free_port(),
+    # the TLS listener is sip_port + 1: both must be free
+    return cls(workdir, sip_port=free_port_block(2), ctrl_port=free_port(),
                rtp_min=rtp, rtp_max=rtp + 19, tone_hz=TONE_BARESIP, **kw)
 
 
