@@ -68,6 +68,8 @@ async def test_secure_echo_call_through_the_api(
     sec = call["security"]
     assert sec["padlock"] is True, sec["reasons"]
     assert sec["transport"] == "TLS" and sec["srtp_suite"] and "sippa echo" in sec["peer_subject"]
+    quality = call["quality"]  # RTP/RTCP counters for the plot
+    assert quality is not None and quality["jitter_ms"] >= 0 and quality["packets_lost"] >= 0
     assert (await client.post(f"/api/v1/calls/{call_id}/dtmf",
                               json={"digits": "1#"})).status_code == 204
     assert (await client.post(f"/api/v1/calls/{call_id}/hold")).status_code == 204

@@ -200,6 +200,10 @@ def test_web_end_to_end(daemon: tuple[int, Path], kamailio: Kamailio, baresip: B
             page.click(".call-card summary")
             details = card.locator("details").inner_text()
             assert "SRTP suite" in details and "TLS (certificate validated)" in details
+            # the quality plot fills from RTP/RTCP while the call is up
+            card.locator(".quality polyline.plot-jitter").wait_for(timeout=10000)
+            time.sleep(4)  # a few more samples for the picture
+            assert "jitter" in card.locator(".quality .legend").inner_text()
             _shot(page, "phone")
             page.click(".call-card .hangup")
             page.locator("#calls .none").wait_for(timeout=10000)

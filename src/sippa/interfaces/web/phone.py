@@ -14,9 +14,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+from sippa.app.call import Call
 from sippa.app.phone import CallChanged, CallError, LineChanged, Phone, PhoneEvent
 
-__all__ = ["EventHub", "PhoneAdapter", "PhoneService", "sse"]
+__all__ = ["EventHub", "PhoneAdapter", "PhoneService", "quality", "sse"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,11 @@ class PhoneAdapter:
         return [line.as_dict() for line in self.phone.lines.values()]
 
     def calls(self) -> list[dict[str, Any]]:
-        return [c.as_dict() for c in self.phone.calls.values() if not c.is_over]
+        return [
+            {**c.as_dict(), "quality": quality(c)}
+            for c in self.phone.calls.values()
+            if not c.is_over
+        ]
 
     def history(self, count: int = 50) -> list[dict[str, Any]]:
         if self.phone.history is None:
@@ -109,6 +114,26 @@ class PhoneAdapter:
                 listener("call", {**event.info, "id": event.call, "state": event.state})
 
         return self.phone.subscribe(on_event)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def quality(call: Call) -> dict[str, Any] | None:
+    """Call quality from the media stream's RTP/RTCP counters (RFC 3550 §6.4), for the plot."""
+    if call.stream is None:
+        return None
+    s = call.stream.stats()
+    return {
+        "jitter_ms": _ms(s.jitter),
+        "packets_lost": s.packets_lost,
+        "rtt_ms": _ms(s.rtt),
+        "remote_fraction_lost": s.remote_fraction_lost,
+        "remote_jitter_ms": _ms(s.remote_jitter),
+        "concealed_frames": s.concealed_frames,
+        "auth_failures": s.auth_failures,
+    }
 
 
 class EventHub:

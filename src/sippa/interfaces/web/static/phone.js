@@ -58,8 +58,59 @@
       ["Packets sent / received", `${call.packets_sent || 0} / ${call.packets_received || 0}`]);
     for (const [k, v] of rows) if (v) { dl.append(el("dt", {}, k), el("dd", {}, String(v))); }
     const reasons = (sec.reasons || []).map((r) => el("li", {}, r));
-    return el("details", { class: "security" }, el("summary", {}, "Security details"), dl,
+    const panel = el("details", { class: "security" }, el("summary", {}, "Security details"), dl,
       reasons.length ? el("ul", { class: "reasons" }, ...reasons) : null);
+    // the cards are redrawn on each update: keep the panel open if the person opened it
+    panel.open = opened.has(call.id);
+    panel.addEventListener("toggle", () => {
+      if (panel.open) opened.add(call.id); else opened.delete(call.id);
+    });
+    return panel;
+  }
+
+  // call quality over time (jitter, RTT, loss from RTP/RTCP), one series per call
+  const samples = new Map();
+  const opened = new Set();
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function sample(c) {
+    const q = c.quality;
+    if (!q) return;
+    const list = samples.get(c.id) || [];
+    list.push({ jitter: q.jitter_ms || 0, rtt: q.rtt_ms, lost: q.packets_lost || 0 });
+    if (list.length > 90) list.shift();
+    samples.set(c.id, list);
+  }
+
+  function svg(tag, attrs) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    return node;
+  }
+
+  function plot(id, q) {
+    const list = samples.get(id) || [];
+    const box = el("div", { class: "quality" });
+    if (!q) return box;
+    const w = 300, h = 70;
+    const top = Math.max(5, ...list.map((s) => Math.max(s.jitter, s.rtt || 0))) * 1.2;
+    const chart = svg("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: "img",
+      "aria-label": "jitter and round-trip time" });
+    chart.append(svg("rect", { x: 0, y: 0, width: w, height: h, class: "plot-bg" }));
+    for (const [key, cls] of [["jitter", "plot-jitter"], ["rtt", "plot-rtt"]]) {
+      const points = list.map((s, i) => s[key] === null || s[key] === undefined ? null
+        : `${(i / Math.max(list.length - 1, 1)) * w},${h - (s[key] / top) * h}`)
+        .filter((p) => p !== null);
+      if (points.length) chart.append(svg("polyline", { points: points.join(" "), class: cls }));
+    }
+    const fmt = (v) => (v === null || v === undefined ? "–" : `${v} ms`);
+    const lost = q.remote_fraction_lost === null || q.remote_fraction_lost === undefined ? "–"
+      : `${Math.round(q.remote_fraction_lost * 100)} %`;
+    box.append(chart, el("p", { class: "legend" },
+      el("span", { class: "key-jitter" }, `jitter ${fmt(q.jitter_ms)}`), " · ",
+      el("span", { class: "key-rtt" }, `RTT ${fmt(q.rtt_ms)}`), " · ",
+      `lost ${q.packets_lost} (peer reports ${lost})`));
+    return box;
   }
 
   function render() {
@@ -90,7 +141,7 @@
         el("div", { class: "head" },
           el("span", { class: "who" }, c.remote || c.peer || c.target || "call"),
           el("span", { class: "state" }, state), lock),
-        buttons, securityPanel(sec, c)));
+        buttons, securityPanel(sec, c), plot(c.id, c.quality)));
     }
   }
 
@@ -114,6 +165,7 @@
       const now = await api("GET", "/calls");
       if (mine !== asked) return;  // a later refresh is on its way: never show an older state
       calls = now;
+      calls.forEach(sample);
       render();
       if (calls.length < before) await refreshHistory();
     } catch (e) { showError(e.message); }
