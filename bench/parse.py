@@ -27,40 +27,78 @@ try:  # sippa.sdp is written by another part of the project; the bench still run
 except ImportError:  # pragma: no cover
     SessionDescription = None  # type: ignore[assignment,misc]
 
-SDP = (
-    b"v=0\r\n"
-    b"o=alice 2890844526 2890844526 IN IP4 192.0.2.101\r\n"
-    b"s=-\r\n"
-    b"c=IN IP4 192.0.2.101\r\n"
-    b"t=0 0\r\n"
-    b"m=audio 49172 RTP/AVP 0 8 9 101\r\n"
-    b"a=rtpmap:0 PCMU/8000\r\n"
-    b"a=rtpmap:8 PCMA/8000\r\n"
-    b"a=rtpmap:9 G722/8000\r\n"
-    b"a=rtpmap:101 telephone-event/8000\r\n"
-    b"a=fmtp:101 0-16\r\n"
-    b"a=ptime:20\r\n"
-    b"a=sendrecv\r\n"
+SDP_TEMPLATE = (
+    "v=0\r\n"
+    "o=alice {sess} {sess} IN IP4 192.0.2.101\r\n"
+    "s=-\r\n"
+    "c=IN IP4 192.0.2.101\r\n"
+    "t=0 0\r\n"
+    "m=audio {port} RTP/AVP 0 8 9 101\r\n"
+    "a=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:9 G722/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\n"
+    "a=ptime:20\r\n"
+    "a=sendrecv\r\n"
 )
-INVITE = (
-    b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
-    b"Via: SIP/2.0/UDP proxy.biloxi.example.com:5060;branch=z9hG4bK4b43c2ff8.1\r\n"
-    b"Via: SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport=5060"
-    b";received=192.0.2.101\r\n"
-    b"Max-Forwards: 70\r\n"
-    b"To: Bob <sip:bob@biloxi.example.com>\r\n"
-    b'From: "Alice" <sip:alice@atlanta.example.com>;tag=1928301774\r\n'
-    b"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n"
-    b"CSeq: 314159 INVITE\r\n"
-    b"Contact: <sip:alice@pc33.atlanta.example.com:5060;transport=udp>\r\n"
-    b"Record-Route: <sip:proxy.biloxi.example.com;lr>\r\n"
-    b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY\r\n"
-    b"Supported: replaces, timer\r\n"
-    b"User-Agent: sippa-bench/1.0\r\n"
-    b"Content-Type: application/sdp\r\n"
-    b"Content-Length: " + str(len(SDP)).encode() + b"\r\n"
-    b"\r\n" + SDP
+INVITE_TEMPLATE = (
+    "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP proxy.biloxi.example.com:5060;branch=z9hG4bK{branch1}.1\r\n"
+    "Via: SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK{branch2};rport=5060"
+    ";received=192.0.2.101\r\n"
+    "Max-Forwards: 70\r\n"
+    "To: Bob <sip:bob@biloxi.example.com>\r\n"
+    'From: "Alice" <sip:alice@atlanta.example.com>;tag={tag}\r\n'
+    "Call-ID: {call_id}@pc33.atlanta.example.com\r\n"
+    "CSeq: {cseq} INVITE\r\n"
+    "Contact: <sip:alice@pc33.atlanta.example.com:5060;transport=udp>\r\n"
+    "Record-Route: <sip:proxy.biloxi.example.com;lr>\r\n"
+    "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY\r\n"
+    "Supported: replaces, timer\r\n"
+    "User-Agent: sippa-bench/1.0\r\n"
+    "Content-Type: application/sdp\r\n"
+    "Content-Length: {length}\r\n"
+    "\r\n"
 )
+
+
+def make_message(i: int) -> tuple[bytes, bytes]:
+    """The i-th distinct INVITE (branches, tag, Call-ID, CSeq, SDP session and port vary)."""
+    sdp = SDP_TEMPLATE.format(sess=2890844526 + i, port=49172 + 2 * (i % 1000)).encode()
+    head = INVITE_TEMPLATE.format(
+        branch1=f"{0x4B43C2FF8 + i * 7919:x}",
+        branch2=f"776asd{i:06x}",
+        tag=f"{1928301774 + i * 31}",
+        call_id=f"a84b{i:08x}c76e66710",
+        cseq=314159 + i,
+        length=len(sdp),
+    )
+    return head.encode() + sdp, sdp
+
+
+# Distinct messages, generated before timing; every parser gets the same list.
+MESSAGES = [make_message(i) for i in range(512)]
+INVITE, SDP = MESSAGES[0]
+BODIES = [sdp for _, sdp in MESSAGES]
+INVITES = [msg for msg, _ in MESSAGES]
+
+
+def _sdp_values(sdp: object) -> object:
+    """What a UA reads from an SDP offer: address, port, proto, formats, codecs, direction."""
+    if sdp is None:
+        return None
+    media = sdp.media[0]  # type: ignore[attr-defined]
+    return (
+        sdp.connection_for(media).address,  # type: ignore[attr-defined]
+        media.port,
+        media.proto,
+        media.formats,
+        {pt: (r.encoding, r.clock_rate) for pt, r in media.rtpmaps().items()},
+        media.fmtps(),
+        media.ptime,
+        sdp.direction(media),  # type: ignore[attr-defined]
+    )
 
 
 def sippa_parse(data: bytes) -> object:
@@ -79,7 +117,7 @@ def sippa_parse(data: bytes) -> object:
         msg.headers.get("Content-Length"),
     )
     sdp = SessionDescription.parse(msg.body) if SessionDescription is not None else None
-    return values, sdp
+    return values, _sdp_values(sdp)
 
 
 def sippa_headers(data: bytes) -> object:
@@ -89,13 +127,20 @@ def sippa_headers(data: bytes) -> object:
         [v.branch for v in msg.vias],
         msg.from_.tag,
         msg.to.tag,
+        msg.to.uri,
         msg.call_id,
-        msg.cseq,
+        msg.cseq.seq,
+        msg.cseq.method,
         msg.contacts[0].uri,
         msg.max_forwards,
         msg.content_type,
         msg.headers.get("Content-Length"),
     )
+
+
+def sippa_sdp(data: bytes) -> object:
+    """The SDP part of :func:`sippa_parse` alone (for the breakdown line)."""
+    return _sdp_values(SessionDescription.parse(data))
 
 
 def sipmessage_parse(data: bytes) -> object:
@@ -116,7 +161,7 @@ def sipmessage_parse(data: bytes) -> object:
         msg.content_length,
     )
     sdp = SessionDescription.parse(msg.body) if SessionDescription is not None else None
-    return values, sdp
+    return values, _sdp_values(sdp)
 
 
 def pyvoip_parse(data: bytes) -> object:
@@ -124,7 +169,7 @@ def pyvoip_parse(data: bytes) -> object:
 
     msg = SIPMessage(data)
     h = msg.headers
-    return (
+    values = (
         [v.get("branch") for v in h["Via"]],
         h["From"]["tag"],
         h["To"]["tag"],
@@ -136,29 +181,47 @@ def pyvoip_parse(data: bytes) -> object:
         h["Max-Forwards"],
         h["Content-Type"],
         h["Content-Length"],
-    ), msg.body
+    )
+    body = msg.body
+    media = body["m"][0]
+    attrs = media["attributes"]
+    sdp = (
+        body["c"][0]["address"],
+        media["port"],
+        media["protocol"],
+        media["methods"],
+        {pt: (a["rtpmap"]["name"], a["rtpmap"]["frequency"]) for pt, a in attrs.items()},
+        {pt: a["fmtp"]["settings"] for pt, a in attrs.items() if "fmtp" in a},
+        body["a"].get("ptime"),
+        body["a"].get("transmit_type"),
+    )
+    return values, sdp
 
 
-def measure(
-    cases: dict[str, tuple[Callable[[bytes], object], bytes]], seconds: float, rounds: int = 7
-) -> dict[str, float]:
+Case = tuple[Callable[[bytes], object], list[bytes]]
+
+
+def measure(cases: dict[str, Case], seconds: float, rounds: int = 7) -> dict[str, float]:
     """Messages per second per case: the best of ``rounds`` interleaved rounds.
 
-    Interleaving (A, B, C, A, B, C, ...) exposes every parser to the same machine load, so the
-    ratios stay meaningful on a busy machine; the best round filters out interruptions.
+    Each case walks its own list of distinct, pre-generated messages (the same list for every
+    parser), so nothing can be reused from one message to the next.  Interleaving (A, B, C,
+    A, B, C, ...) exposes every parser to the same machine load, so the ratios stay
+    meaningful on a busy machine; the best round filters out interruptions.
     """
-    for fn, data in cases.values():
-        fn(data)  # warm up (and fail loudly if a parser cannot handle the message)
+    for fn, messages in cases.values():
+        for data in messages:
+            fn(data)  # warm up (and fail loudly if a parser cannot handle a message)
     best = dict.fromkeys(cases, 0.0)
     budget = seconds / rounds
     for _ in range(rounds):
-        for name, (fn, data) in cases.items():
+        for name, (fn, messages) in cases.items():
             n = 0
             start = time.perf_counter()
             while True:
-                for _ in range(50):
+                for data in messages:
                     fn(data)
-                n += 50
+                n += len(messages)
                 now = time.perf_counter()
                 if now - start >= budget:
                     break
@@ -176,18 +239,21 @@ def main() -> None:
         # (pyVoIP.VoIP first: importing pyVoIP.SIP first hits a circular import in pyVoIP)
         import pyVoIP.VoIP  # noqa: F401
 
-    print(f"message: {len(INVITE)} bytes INVITE with a {len(SDP)}-byte SDP body")
+    print(
+        f"messages: {len(INVITES)} distinct INVITEs of ~{len(INVITE)} bytes, each with a "
+        f"{len(SDP)}-byte SDP body"
+    )
     if SessionDescription is None:
         print("note: sippa.sdp is not available; SDP bodies are not parsed by sippa/sipmessage")
-    cases: dict[str, tuple[Callable[[bytes], object], bytes]] = {
-        "sippa": (sippa_parse, INVITE),
-        "sipmessage": (sipmessage_parse, INVITE),
-        "pyVoIP": (pyvoip_parse, INVITE),
+    cases: dict[str, Case] = {
+        "sippa": (sippa_parse, INVITES),
+        "sipmessage": (sipmessage_parse, INVITES),
+        "pyVoIP": (pyvoip_parse, INVITES),
         # the breakdown of sippa's time: the SIP part alone (typed headers) and the SDP alone
-        "sippa SIP only": (sippa_headers, INVITE),
+        "sippa SIP only": (sippa_headers, INVITES),
     }
     if SessionDescription is not None:
-        cases["sippa.sdp only"] = (SessionDescription.parse, SDP)
+        cases["sippa.sdp only"] = (sippa_sdp, BODIES)
     results = measure(cases, args.seconds * len(cases))
     for name, value in results.items():
         print(f"{name:>15}: {value:10.0f} /s  {1e6 / value:7.1f} us each")
