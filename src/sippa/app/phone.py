@@ -488,28 +488,38 @@ class Phone:
             raise CallError(f"cannot call {target!r}: {exc.reason}") from None
 
     async def _first_hop(
-        self, cfg: LineConfig, uri: Uri
+        self, cfg: LineConfig, uri: Uri, *, direct: bool = False
     ) -> tuple[Uri | None, Peer, str | None]:
-        """(route for the core, the first-hop peer, the TLS name it must prove)."""
+        """(route for the core, the first-hop peer, the TLS name it must prove).
+
+        Calls go through the line's outbound proxy when it has one, to its proxy when the
+        target is in the line's domain (over the registration flow once registered), and
+        straight to the target's host otherwise (or when ``direct``)."""
         registrar = self.lines[cfg.number].registrar
-        own_domain = cfg.proxy and uri.host.lower() == cfg.domain.lower()
-        if own_domain and registrar is not None and registrar.status.target:
+        own_domain = bool(cfg.proxy) and uri.host.lower() == cfg.domain.lower()
+        via_proxy = not direct and (bool(cfg.outbound_proxy) or own_domain)
+        if via_proxy and registrar is not None and registrar.status.target:
             kind, _, rest = registrar.status.target.partition(":")
             host, _, port_text = rest.rpartition(":")
             peer = Peer.of(kind, host.strip("[]"), int(port_text))
             return self._hop(peer), peer, None  # the registrar set the TLS identity
-        where = cfg.proxy_uri if own_domain and cfg.proxy_uri is not None else uri
-        if own_domain and cfg.outbound_proxy:
-            where = cfg.proxy_uri or uri
-        transport = (where.transport or ("tls" if where.is_secure else None))
+        where = cfg.proxy_uri if via_proxy and cfg.proxy_uri is not None else uri
+        transport = where.transport or ("tls" if where.is_secure else None)
         choice = TransportChoice(transport.upper()) if transport else TransportChoice(
             cfg.transport
         )
         if _is_ip(where.host):
-            t = (transport or ("tls" if choice in (TransportChoice.TLS, TransportChoice.AUTO)
-                               else choice.value.lower()))
+            t = transport or (
+                "tls" if choice in (TransportChoice.TLS, TransportChoice.AUTO)
+                else choice.value.lower()
+            )
             peer = Peer.of(t, where.host, where.port or default_port(t))
-            return self._hop(peer), peer, tls_server_name(where.host)
+            # no Route when the core reaches the Request-URI's host by itself (§8.1.2)
+            implied = (uri.transport or ("tls" if uri.is_secure else "udp")).upper()
+            same = where is uri and implied == peer.transport and (
+                (uri.port or default_port(implied)) == peer.port
+            )
+            return None if same else self._hop(peer), peer, tls_server_name(where.host)
         if self._resolver is None:
             raise CallError("the phone is not started")
         request = LocateRequest.from_uri(
@@ -598,8 +608,9 @@ class Phone:
         if number not in self.lines:
             raise CallError(f"no line {number} (lines 1..{len(self.lines)})")
         cfg = self.lines[number].config
+        direct = target.strip() in self.options.aliases  # built-in services are local
         uri = self._target_uri(target, cfg)
-        hop, peer, server_name = await self._first_hop(cfg, uri)
+        hop, peer, server_name = await self._first_hop(cfg, uri, direct=direct)
         plan = plan_offer(
             cfg.policy,
             signalling_is_tls=peer.transport == "TLS",
