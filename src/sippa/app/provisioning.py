@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import logging
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -621,7 +622,14 @@ def phone_provisioning(
         custom = sorted((data_dir / "ca").glob("*.pem")) if (data_dir / "ca").is_dir() else []
         return TrustStore.from_files([*ca_files, *custom], system=True)
 
-    fetch = HttpFetcher(trust, user_agent=f"sippa/{software_version}")
+    def minimum_version() -> ssl.TLSVersion:  # TLS_Client_Min_Version
+        if store.get("tls_client_min_version") == "TLS 1.3":
+            return ssl.TLSVersion.TLSv1_3
+        return ssl.TLSVersion.TLSv1_2
+
+    fetch = HttpFetcher(
+        trust, user_agent=f"sippa/{software_version}", minimum_version=minimum_version
+    )
     updater = None
     keys_file = data_dir / UPDATE_KEYS_NAME
     if keys_file.is_file():

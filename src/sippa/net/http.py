@@ -59,13 +59,18 @@ class HttpFetcher:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         user_agent: str = "sippa",
+        minimum_version: Callable[[], ssl.TLSVersion] | None = None,
     ) -> None:
         self._trust = trust
+        self._minimum_version = minimum_version
         self.timeout = timeout
         self.user_agent = user_agent
 
     def _context(self) -> ssl.SSLContext:
-        return make_client_context(self._trust(), verify=True, require_group_policy=False)
+        ctx = make_client_context(self._trust(), verify=True, require_group_policy=False)
+        if self._minimum_version is not None:
+            ctx.minimum_version = max(ctx.minimum_version, self._minimum_version())
+        return ctx
 
     async def __call__(self, request: Request) -> bytes:
         url = request.url
