@@ -318,3 +318,20 @@ async def test_lines_health_check() -> None:
     assert not await check(Path("/env"))
     lines[0]["registered"] = True
     assert await check(Path("/env"))
+
+
+def test_reexec_restart_replaces_the_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from sippa.app.updates import reexec_restart\n"
+        "asyncio.run(reexec_restart(['--version'])(Path(sys.prefix)))\n"
+        "print('still the old process')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.startswith("sippa ") and "still the old process" not in out.stdout
