@@ -242,3 +242,32 @@ async def test_signed_updates(nginx: Nginx, lab_certs: LabCerts, tmp_path: Path)
     assert not (root / "envs" / "4.0.0-1").exists() and not (root / "envs" / "4.1.0-1").exists()
     assert up.envs.current() == good and len(restarts) == 3
     shutil.rmtree(root / "envs" / "3.0.0-1")
+
+
+class Replaced(BaseException):
+    """os.execv seen from inside: the process is gone."""
+
+
+async def test_update_survives_a_reexec(nginx: Nginx, lab_certs: LabCerts, tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    store = ConfigStore()
+    root = tmp_path / "releases"
+    health = command_health_check(
+        ["{env}/bin/python", "-c", f"import sys, {PROBE}; sys.exit({PROBE}.check())"]
+    )
+
+    async def reexec(env: Path) -> None:
+        raise Replaced
+
+    def updater(version: str) -> Updater:
+        return Updater(store, root=root, public_keys=[key.public_key()], current_version=version,
+                       fetch=HttpFetcher(lambda: _trust(lab_certs)), package=PROBE,
+                       health_check=health, restart=reexec)  # fmt: skip
+
+    store.update({("upgrade_rule", 0): _release(nginx, key, "5.0.0", HEALTHY)})
+    with pytest.raises(Replaced):
+        await updater("1.0.0").update()
+    # the "new process" runs 5.0.0 and finishes the update with the real health check
+    status = await updater("5.0.0").resume()
+    assert status.state == "installed" and status.current_version == "5.0.0"
+    assert (root / "current").resolve() == root / "envs" / "5.0.0-1"
