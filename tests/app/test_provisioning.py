@@ -337,3 +337,16 @@ def test_notify_during_a_resync_asks_for_another_one() -> None:
     s.begin()
     s.done(3, True, CFG)
     assert s.reason == "periodic"
+
+
+async def test_plain_http_profile_is_flagged(setup) -> None:  # type: ignore[no-untyped-def]
+    store, server, clock = setup
+    store.update({("profile_rule", 0): "http://p.test/x.xml", ("profile_rule_b", 0): ""})
+    server.files["http://p.test/x.xml"] = _profile(GPP_F="f")
+    status = await _provisioner(store, server, clock).resync()
+    assert status.state == "ok" and store.get("gpp_f") == "f"
+    assert any("plain http" in w for w in status.warnings)
+    server.files["https://p.test/0011aabbccdd.xml"] = _profile(GPP_F="g")
+    store.update({("profile_rule", 0): "https://p.test/$MA.xml"})
+    status = await _provisioner(store, server, clock).resync()
+    assert not any("plain http" in w for w in status.warnings)

@@ -412,6 +412,12 @@ class Provisioner:
                     raise ProfileError("the profile does not match its --sha256")
                 prepared = prepare_profile(data, self.store, key=rule.key, source=name)
                 check_profile(prepared, self.store)  # name the rule whose profile is bad
+                if not rule.https and rule.key is None and rule.sha256 is None:
+                    # allowed (as on the Cisco phones) but said: nothing protects it on the way
+                    prepared.warnings.append(
+                        f"{name}: fetched over plain http without --key or --sha256: anyone "
+                        "on the path could have changed it"
+                    )
                 merged.merge(prepared)
                 fetched += 1
             except (RuleError, FetchError, ProfileError) as exc:
