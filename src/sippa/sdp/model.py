@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sippa.errors import RemoteProtocolError
@@ -326,6 +326,13 @@ _COMMON_NAMES = frozenset({"crypto", "rtcp-mux", "rtcp-fb", "ssrc", "mid", "cand
                            "msid", "label", "silenceSupp", "X-nat"})
 
 
+# The parse path builds Attribute and RtpMap without the frozen __init__'s setattr calls (same
+# fields, same objects; it is the hottest constructor of the SDP parse).
+_object_new = object.__new__
+_SET_ATTRIBUTE_NAME: Callable[[Attribute, str], None] = Attribute.__dict__["name"].__set__
+_SET_ATTRIBUTE_VALUE: Callable[[Attribute, str | None], None] = Attribute.__dict__["value"].__set__
+
+
 def _attr_values(attributes: Iterable[Attribute], name: str) -> list[str]:
     return [a.value for a in attributes if a.name == name and a.value is not None]
 
@@ -603,6 +610,8 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     rank = 3
 
     def close_media() -> None:
+        if len(attrs) > MAX_ATTRIBUTES:
+            raise _bad("too many attributes")
         if m_line is not None:
             mt, port, count, proto, fmts = m_line
             media.append(MediaDescription(mt, port, proto, fmts, count, m_title,
@@ -610,6 +619,10 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
 
     checkers = _CHECKERS
     name_re = _TCHARS_RE
+    common_names = _COMMON_NAMES
+    new_object = _object_new
+    set_name = _SET_ATTRIBUTE_NAME
+    set_value = _SET_ATTRIBUTE_VALUE
     for line in lines[3:]:
         if line[1:2] != "=":
             raise _bad(f"line {line[:40]!r} is not <type>=<value>")
@@ -620,11 +633,12 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
             checker = checkers.get(name)
             if checker is not None:
                 checker(value)
-            elif name not in _COMMON_NAMES and name_re.fullmatch(name) is None:
+            elif name not in common_names and name_re.fullmatch(name) is None:
                 raise _bad(f"malformed attribute name {name[:40]!r}")
-            if len(attrs) >= MAX_ATTRIBUTES:
-                raise _bad("too many attributes")
-            attrs.append(Attribute(name, value))
+            attr = new_object(Attribute)
+            set_name(attr, name)
+            set_value(attr, value)
+            attrs.append(attr)  # (MAX_ATTRIBUTES is checked when the section closes)
             rank = 99  # nothing but a= and m= may follow an a= line
             continue
         value = line[2:]

@@ -188,6 +188,8 @@ _SINGLE_HEADERS = frozenset(("to", "from", "call-id", "cseq", "max-forwards", "c
 # peer inventing names cannot grow it without limit.
 _NAME_CACHE: dict[str, tuple[str, str]] = {}
 _NAME_CACHE_LIMIT = 2048
+# The accessor-cache slot of the first value per key, filled by the parser.
+_FIRST = "_first"
 _FOLD_RE = re.compile(r"\r\n[ \t]+")
 _MAX_FORWARDS_RE = re.compile(r"0*([0-9]{1,3})")
 _CONTENT_LENGTH_RE = re.compile(r"0*([0-9]{1,10})")
@@ -243,7 +245,10 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first field line's value for ``name`` (not comma-split), or ``None``."""
-        key = canonical_name(name)[0]
+        key = (_NAME_CACHE.get(name) or canonical_name(name))[0]
+        first: dict[str, str] | None = self._cache.get(_FIRST)
+        if first is not None:
+            return first.get(key)
         for k, _, value in self._items:
             if k == key:
                 return value
@@ -544,35 +549,9 @@ def parse_message(data: bytes) -> Request | Response:
         message = Request(m.group(1), uri, Headers._from_parsed([]), b"")
 
     # ---- header fields: one pass (RFC 3261 §7.3) ----
-    items: list[tuple[str, str, str]] = []
-    append = items.append
-    cache = _NAME_CACHE
-    first: dict[str, str] = {}  # first value of each header
-    via_values: list[str] = []
-    duplicate: str | None = None
-    for line in lines[1:]:
-        # message-header = field-name HCOLON field-value ; HCOLON = *( SP / HTAB ) ":" SWS
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise InvalidMessage(f"header line without colon {line[:60]!r}", 400, None)
-        names = cache.get(name)
-        if names is None:
-            stripped = name.rstrip(" \t")
-            if HEADER_NAME_RE.fullmatch(stripped) is None:
-                raise InvalidMessage(f"bad header name {name[:60]!r}", 400, None)
-            names = canonical_name(stripped)
-            if len(cache) < _NAME_CACHE_LIMIT:
-                cache[name] = names
-        key = names[0]
-        value = value.strip(" \t")
-        append((key, names[1], value))
-        if key == "via":
-            via_values.append(value)
-        elif key not in first:
-            first[key] = value
-        elif key in _SINGLE_HEADERS and duplicate is None:
-            duplicate = key
+    items, first, via_values, duplicate = _index_header_lines(lines)
     headers = message.headers = Headers._from_parsed(items)
+    headers._cache[_FIRST] = first  # get() answers from it until the headers change
 
     # ---- body framing (RFC 3261 §18.3, §20.14) ----
     length_text = first.get("content-length")
@@ -603,6 +582,41 @@ def parse_message(data: bytes) -> Request | Response:
     except RemoteProtocolError as exc:
         raise InvalidMessage(exc.reason, exc.status_code, message) from None
     return message
+
+
+def _index_header_lines(
+    lines: list[str],
+) -> tuple[list[tuple[str, str, str]], dict[str, str], list[str], str | None]:
+    """``(items, first value per key, Via values, first duplicated single header)``."""
+    items: list[tuple[str, str, str]] = []
+    append = items.append
+    cache = _NAME_CACHE
+    first: dict[str, str] = {}  # first value of each header
+    via_values: list[str] = []
+    duplicate: str | None = None
+    for line in lines[1:]:
+        # message-header = field-name HCOLON field-value ; HCOLON = *( SP / HTAB ) ":" SWS
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise InvalidMessage(f"header line without colon {line[:60]!r}", 400, None)
+        names = cache.get(name)
+        if names is None:
+            stripped = name.rstrip(" \t")
+            if HEADER_NAME_RE.fullmatch(stripped) is None:
+                raise InvalidMessage(f"bad header name {name[:60]!r}", 400, None)
+            names = canonical_name(stripped)
+            if len(cache) < _NAME_CACHE_LIMIT:
+                cache[name] = names
+        key = names[0]
+        value = value.strip(" \t")
+        append((key, names[1], value))
+        if key not in first:
+            first[key] = value
+        elif key in _SINGLE_HEADERS and duplicate is None:
+            duplicate = key
+        if key == "via":
+            via_values.append(value)
+    return items, first, via_values, duplicate
 
 
 def _parse_max_forwards(value: str | None) -> int | None:
