@@ -24,8 +24,8 @@ from sippa.app.settings import Access, Setting
 
 __all__ = ["Principal", "Session", "Sessions", "can_edit", "can_see", "tokens_equal"]
 
-COOKIE = "sippa_session"
-PRE_COOKIE = "sippa_pre"  # double-submit CSRF cookie of the login and setup forms
+COOKIE = "__Host-sippa_session"  # __Host-: Secure, Path=/, no Domain (RFC 6265bis §4.1.3.2)
+PRE_COOKIE = "__Host-sippa_pre"  # double-submit CSRF cookie of the login and setup forms
 
 
 def can_see(role: str, s: Setting) -> bool:
