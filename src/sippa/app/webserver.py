@@ -37,6 +37,8 @@ from sippa.net.tls import (
 )
 
 __all__ = [
+    "MAX_CA_UPLOAD",
+    "AnchorInfo",
     "CertificateError",
     "TrustAnchors",
     "custom_ca_dir",
