@@ -215,6 +215,10 @@ async def patch_settings(
             description="Cisco name → new value, e.g. {\"Proxy_1_\": \"sip.example.com\"}; "
             "all or nothing",
             examples=[{"Display_Name_1_": "Alice"}],
+            json_schema_extra={
+                "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]*$"},
+                "maxProperties": 1000,
+            },
         ),
     ],
 ) -> Any:
