@@ -242,9 +242,18 @@ class RtpMap:
         if payload_type > 127:
             raise _bad(f"rtpmap payload type {payload_type} out of range")
         channels = int(chans) if chans is not None else 1
-        if channels == 0 or int(rate) == 0:
+        clock_rate = int(rate)
+        if channels == 0 or clock_rate == 0:
             raise _bad(f"rtpmap with zero clock rate or channels {value[:80]!r}")
-        return cls(payload_type, enc, int(rate), channels)
+        if cls is not RtpMap:
+            return cls(payload_type, enc, clock_rate, channels)
+        # (the parse path skips the frozen __init__'s setattr calls: same fields, same object)
+        rtpmap = _object_new(cls)
+        _SET_PAYLOAD_TYPE(rtpmap, payload_type)
+        _SET_ENCODING(rtpmap, enc)
+        _SET_CLOCK_RATE(rtpmap, clock_rate)
+        _SET_CHANNELS(rtpmap, channels)
+        return rtpmap
 
     def __str__(self) -> str:
         base = f"{self.payload_type} {self.encoding}/{self.clock_rate}"
@@ -333,6 +342,12 @@ _SET_ATTRIBUTE_NAME: Callable[[Attribute, str], None] = Attribute.__dict__["name
 _SET_ATTRIBUTE_VALUE: Callable[[Attribute, str | None], None] = Attribute.__dict__["value"].__set__
 
 
+_SET_PAYLOAD_TYPE: Callable[[RtpMap, int], None] = RtpMap.__dict__["payload_type"].__set__
+_SET_ENCODING: Callable[[RtpMap, str], None] = RtpMap.__dict__["encoding"].__set__
+_SET_CLOCK_RATE: Callable[[RtpMap, int], None] = RtpMap.__dict__["clock_rate"].__set__
+_SET_CHANNELS: Callable[[RtpMap, int], None] = RtpMap.__dict__["channels"].__set__
+
+
 def _attr_values(attributes: Iterable[Attribute], name: str) -> list[str]:
     return [a.value for a in attributes if a.name == name and a.value is not None]
 
@@ -383,9 +398,12 @@ class MediaDescription:
     def rtpmaps(self) -> dict[int, RtpMap]:
         """The rtpmap attributes by payload type (first one wins on duplicates)."""
         out: dict[int, RtpMap] = {}
-        for v in self.attribute_values("rtpmap"):
-            r = RtpMap.parse(v)
-            out.setdefault(r.payload_type, r)
+        parse = RtpMap.parse
+        for a in self.attributes:
+            if a.name == "rtpmap" and a.value is not None:
+                r = parse(a.value)
+                if r.payload_type not in out:
+                    out[r.payload_type] = r
         return out
 
     def fmtps(self) -> dict[str, str]:

@@ -53,6 +53,12 @@ _object_new = object.__new__
 _VIA_SIMPLE_RE = re.compile(
     rf"SIP/2\.0/({TOKEN}) ({HOST})(?::({PORT}))?({SIMPLE_PARAMS_RE.pattern})"
 )
+# name-addr in its usual shape (a strict subset of the general path, with the same result):
+# a quoted display name without quoted-pairs or single-space-separated tokens, at most one SP
+# before "<", the URI up to the first ">" (RFC 3261 §20.10), simple parameters to the end.
+_NAME_ADDR_SIMPLE_RE = re.compile(
+    rf'(?:"([^"\\\r\n]*+)" ?|({TOKEN}(?: {TOKEN})*+) ?)?<([^>]*+)>({SIMPLE_PARAMS_RE.pattern})'
+)
 _ADDR_SPEC_END = re.compile(r"[; \t]")
 _PORT = re.compile(r"[0-9]{1,5}")
 _SMALL_INT = re.compile(r"[0-9]{1,10}")
@@ -228,7 +234,18 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
-        _check_length(text)
+        if len(text) > MAX_HEADER_VALUE:
+            raise RemoteProtocolError("header value too long")
+        m = _NAME_ADDR_SIMPLE_RE.fullmatch(text)
+        if m is not None:
+            # the common case: ["display" / token display] <uri> *(;simple param), no LWS
+            quoted, tokens, uri_text, params_text = m.groups()
+            return _new_name_addr(
+                cls,
+                quoted if quoted is not None else tokens,
+                Uri.parse(uri_text),
+                _split_simple_params(params_text) if params_text else (),
+            )
         text = text.strip(" \t")
         if text[:1] == "<":
             display = None
