@@ -17,6 +17,8 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from sippa.errors import RemoteProtocolError
 
@@ -316,11 +318,11 @@ def _check_direction(value: str | None) -> None:
 
 
 # Attributes whose syntax is checked while parsing; every other attribute is kept unchecked.
-_CHECKERS = {
+_CHECKERS: dict[str, Callable[[str | None], None]] = {
     "rtpmap": _check_rtpmap,
     "fmtp": _check_fmtp,
-    "ptime": lambda v: _check_ptime(v, "ptime"),
-    "maxptime": lambda v: _check_ptime(v, "maxptime"),
+    "ptime": partial(_check_ptime, name="ptime"),
+    "maxptime": partial(_check_ptime, name="maxptime"),
     "rtcp": _check_rtcp,
     "sendrecv": _check_direction,
     "sendonly": _check_direction,
@@ -338,6 +340,7 @@ _COMMON_NAMES = frozenset({"crypto", "rtcp-mux", "rtcp-fb", "ssrc", "mid", "cand
 # The parse path builds Attribute and RtpMap without the frozen __init__'s setattr calls (same
 # fields, same objects; it is the hottest constructor of the SDP parse).
 _object_new = object.__new__
+_Setter = Callable[[Any, Any], None]  # a slot's __set__
 _SET_ATTRIBUTE_NAME: Callable[[Attribute, str], None] = Attribute.__dict__["name"].__set__
 _SET_ATTRIBUTE_VALUE: Callable[[Attribute, str | None], None] = Attribute.__dict__["value"].__set__
 
@@ -346,6 +349,11 @@ _SET_PAYLOAD_TYPE: Callable[[RtpMap, int], None] = RtpMap.__dict__["payload_type
 _SET_ENCODING: Callable[[RtpMap, str], None] = RtpMap.__dict__["encoding"].__set__
 _SET_CLOCK_RATE: Callable[[RtpMap, int], None] = RtpMap.__dict__["clock_rate"].__set__
 _SET_CHANNELS: Callable[[RtpMap, int], None] = RtpMap.__dict__["channels"].__set__
+
+
+_SET_CONNECTION_ADDRESS: _Setter = Connection.__dict__["address"].__set__
+_SET_CONNECTION_NETTYPE: _Setter = Connection.__dict__["nettype"].__set__
+_SET_CONNECTION_ADDRTYPE: _Setter = Connection.__dict__["addrtype"].__set__
 
 
 def _attr_values(attributes: Iterable[Attribute], name: str) -> list[str]:
@@ -521,7 +529,12 @@ class SessionDescription:
 
 def _parse_connection(value: str) -> Connection:
     if value.startswith("IN IP4 ") and _IPV4_RE.fullmatch(value, 7) is not None:
-        return Connection(value[7:])  # the common case: a unicast IPv4 literal
+        # the common case: a unicast IPv4 literal (built without the frozen __init__)
+        connection = _object_new(Connection)
+        _SET_CONNECTION_ADDRESS(connection, value[7:])
+        _SET_CONNECTION_NETTYPE(connection, "IN")
+        _SET_CONNECTION_ADDRTYPE(connection, "IP4")
+        return connection
     m = _CONNECTION_RE.fullmatch(value)
     if m is None:
         raise _bad(f"malformed c= line {value[:80]!r}")
