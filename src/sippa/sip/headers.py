@@ -77,11 +77,10 @@ def parse_params(text: str, pos: int = 0, *, what: str = "header") -> tuple[Para
 
 def _split_simple_params(text: str) -> tuple[Param, ...]:
     # ";a=b;c" already checked against SIMPLE_PARAMS_RE: split with str methods
-    out = []
-    for item in text[1:].split(";"):
-        name, eq, value = item.partition("=")
-        out.append((name.lower(), value if eq else None))
-    return tuple(out)
+    return tuple([
+        (name.lower(), value if eq else None)
+        for name, eq, value in [item.partition("=") for item in text[1:].split(";")]
+    ])
 
 
 def format_params(params: tuple[Param, ...]) -> str:
@@ -114,7 +113,8 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         # via-parm = sent-protocol LWS sent-by *( SEMI via-params )
-        _check_length(text)
+        if len(text) > MAX_HEADER_VALUE:
+            raise RemoteProtocolError("header value too long")
         m = _VIA_SIMPLE_RE.fullmatch(text)
         if m is not None:
             # the common case: "SIP/2.0/UDP host:port;a=b;c", no LWS, no quoted values

@@ -524,10 +524,10 @@ def parse_message(data: bytes) -> Request | Response:
 
     # ---- start line (RFC 3261 §7.1, §7.2) ----
     start = lines[0]
-    message: Request | Response
     version: str
     bad_uri: RemoteProtocolError | None = None
-    if start.startswith("SIP/"):
+    is_response = start.startswith("SIP/")
+    if is_response:
         m = STATUS_LINE_RE.fullmatch(start)
         if m is None:
             raise RemoteProtocolError(f"malformed Status-Line {start[:80]!r}")
@@ -535,7 +535,7 @@ def parse_message(data: bytes) -> Request | Response:
         code = int(m.group(2))
         if code < 100 or code > 699:  # RFC 3261 §7.2: 1xx-6xx (RFC 4475 §3.1.2.19)
             raise RemoteProtocolError(f"status code {code} out of range")
-        message = Response(code, m.group(3) or "", Headers._from_parsed([]), b"")
+        reason = m.group(3) or ""
     else:
         m = REQUEST_LINE_RE.fullmatch(start)
         if m is None:
@@ -546,12 +546,17 @@ def parse_message(data: bytes) -> Request | Response:
         except RemoteProtocolError as exc:
             bad_uri = exc
             uri = Uri("", opaque=m.group(2))
-        message = Request(m.group(1), uri, Headers._from_parsed([]), b"")
+        method = m.group(1)
 
     # ---- header fields: one pass (RFC 3261 §7.3) ----
     items, first, via_values, duplicate = _index_header_lines(lines)
-    headers = message.headers = Headers._from_parsed(items)
+    headers = Headers._from_parsed(items)
     headers._cache[_FIRST] = first  # get() answers from it until the headers change
+    message: Request | Response
+    if is_response:
+        message = Response(code, reason, headers, b"")
+    else:
+        message = Request(method, uri, headers, b"")
 
     # ---- body framing (RFC 3261 §18.3, §20.14) ----
     length_text = first.get("content-length")
