@@ -214,6 +214,9 @@ async def main() -> None:
         await phone.hangup(call.id)
         await phone.wait_call(call.id, lambda c: c.is_over, 5)
         del before
+        i0 = cpu_seconds(carol.process.pid)  # type: ignore[union-attr]
+        await asyncio.sleep(5.0)
+        idle_rate = (cpu_seconds(carol.process.pid) - i0) / 5.0  # type: ignore[union-attr]
         ctrl.send("dial", "sip:bob@example.test")
         ctrl.wait_event("CALL_ESTABLISHED", 10)
         c0 = cpu_seconds(carol.process.pid)  # type: ignore[union-attr]
@@ -224,14 +227,22 @@ async def main() -> None:
         ratio = ours_cpu / theirs_cpu if theirs_cpu > 0 else float("inf")
         print(f"CPU of one {args.seconds:g} s SRTP call ({suite}, PCMU): sippa "
               f"{ours_cpu:.2f} s, baresip {theirs_cpu:.2f} s, ratio {ratio:.2f} (target <= 2)")
+        print(f"  baresip idle: {idle_rate:.2f} CPU-s/s; its call CPU includes the harness's "
+              "audio player (ALSA 'null' device, which does not pace), so read the ratio with "
+              "care")
         ctrl.close()
         await phone.stop()
         phone = None
 
         # 3. idle resident memory: `sippa serve` against an idle baresip
         env = dict(os.environ, XDG_DATA_HOME=str(work / "xdg"))
+        serve_help = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "sippa"), "serve", "--help"],
+            capture_output=True, text=True, check=False,
+        ).stdout
         serve = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "sippa"), "serve", "--db", str(work / "serve.db")],
+            [str(ROOT / ".venv" / "bin" / "sippa"), "serve", "--db", str(work / "serve.db"),
+             *(["--no-web"] if "--no-web" in serve_help else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )
         sock = work / "sippa.sock"
@@ -241,7 +252,7 @@ async def main() -> None:
         await asyncio.sleep(2.0)
         ours_rss = rss_mb(serve.pid)
         theirs_rss = rss_mb(bob.process.pid)  # type: ignore[union-attr]
-        print(f"idle RSS: sippa serve {ours_rss:.1f} MB (target <= 60), baresip "
+        print(f"idle RSS: sippa serve --no-web {ours_rss:.1f} MB (target <= 60), baresip "
               f"{theirs_rss:.1f} MB, ratio {ours_rss / theirs_rss:.1f}")
     finally:
         if serve is not None:
