@@ -1,0 +1,100 @@
+"""The parse fast paths (bench/parse.py) agree with the general paths they short-cut."""
+
+from __future__ import annotations
+
+import pytest
+
+from sippa.sdp.model import Attribute, Connection, RtpMap, parse_sdp
+from sippa.sip.headers import NameAddr, Via
+from sippa.sip.message import Request, Response, parse_message
+
+NAME_ADDRS = [
+    '"Alice" <sip:alice@atlanta.example.com>;tag=1928301774',
+    "Bob <sip:bob@biloxi.example.com>",
+    "Bob Smith<sip:bob@example.com>;q=0.7;expires=3600",
+    "<sip:alice@pc33.atlanta.example.com:5060;transport=udp>",
+    "<sips:[2001:db8::1]:5061>;received=[2001:db8::2]",
+    '"" <sip:x@y>;tag=a.b-c',
+    '"J \\"R\\"" <sip:j@r>;tag=1',  # quoted-pair: general path only
+    "<tel:+1-201-555-0123;phone-context=example.com>;flag",
+    'A  B <sip:a@b>;x="quoted"',  # two spaces, quoted param: general path only
+]
+
+
+@pytest.mark.parametrize("text", NAME_ADDRS)
+def test_name_addr_fast_path_matches_general_path(text: str) -> None:
+    # a leading blank keeps the fast regex from matching, so the general path parses it
+    fast = NameAddr.parse(text)
+    general = NameAddr.parse(" " + text)
+    assert fast == general
+    assert str(fast) == str(general)
+    assert NameAddr.parse(str(fast)) == fast
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776;rport=5060;received=1.2.3.4",
+        "SIP/2.0/TLS [2001:db8::9]:5061;branch=z9hG4bKx;rport",
+    ],
+)
+def test_via_fast_path_matches_general_path(text: str) -> None:
+    assert Via.parse(text) == Via.parse(" " + text)
+
+
+HEAD = (
+    "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n"
+    "Via: SIP/2.0/UDP g.example.com;branch=z9hG4bK2\r\n"
+    "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x@y\r\n"
+)
+
+
+@pytest.mark.parametrize("method", ["SUBSCRIBE", "SIP", "S", "INVITE"])
+def test_requests_whose_method_starts_like_a_status_line(method: str) -> None:
+    data = f"{method} sip:a@b SIP/2.0\r\n{HEAD}CSeq: 1 {method}\r\n\r\n".encode()
+    msg = parse_message(data)
+    assert isinstance(msg, Request)
+    assert msg.method == method
+
+
+def test_response_start_line() -> None:
+    msg = parse_message(f"SIP/2.0 180 Ringing\r\n{HEAD}CSeq: 1 INVITE\r\n\r\n".encode())
+    assert isinstance(msg, Response)
+    assert (msg.status_code, msg.reason) == (180, "Ringing")
+
+
+def test_header_index_follows_changes() -> None:
+    msg = parse_message(f"OPTIONS sip:a@b SIP/2.0\r\n{HEAD}CSeq: 1 OPTIONS\r\n\r\n".encode())
+    headers = msg.headers
+    assert headers.get("v") == "SIP/2.0/UDP h.example.com;branch=z9hG4bK1"
+    assert headers.get("i") == "x@y"
+    assert headers.get("Subject") is None
+    headers.set("Call-ID", "changed@y")
+    headers.add("Subject", "hello")
+    headers.remove("Via")
+    assert headers.get("call-id") == "changed@y"
+    assert headers.get("s") == "hello"
+    assert headers.get("Via") is None
+    assert msg.call_id == "changed@y"
+
+
+def test_sdp_fast_constructors_build_ordinary_objects() -> None:
+    sdp = parse_sdp(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+        b"m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        b"a=rtpmap:101 telephone-event/8000/1\r\na=sendrecv\r\n"
+    )
+    media = sdp.media[0]
+    expected = (
+        Attribute("rtpmap", "0 PCMU/8000"),
+        Attribute("rtpmap", "101 telephone-event/8000/1"),
+        Attribute("sendrecv"),
+    )
+    assert media.attributes == expected
+    assert [hash(a) for a in media.attributes] == [hash(a) for a in expected]
+    assert repr(media.attributes) == repr(expected)
+    assert sdp.connection == Connection("192.0.2.1")
+    assert hash(sdp.connection) == hash(Connection("192.0.2.1"))
+    rtpmaps = media.rtpmaps()
+    assert rtpmaps == {0: RtpMap(0, "PCMU", 8000), 101: RtpMap(101, "telephone-event", 8000)}
+    assert repr(rtpmaps[0]) == repr(RtpMap(0, "PCMU", 8000))
