@@ -260,3 +260,20 @@ async def test_early_media_before_the_answer(phones: dict[str, Phone], tmp_path:
     await alice.hangup(call.id)
     await alice.wait_call(call.id, lambda c: c.is_over, 5)
     assert analyse_wav(heard).holds(750, min_active=0.5)
+
+
+async def test_old_ended_calls_are_forgotten(phones: dict[str, Phone],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sippa.app.phone as phone_module
+
+    monkeypatch.setattr(phone_module, "KEEP_ENDED_CALLS", 2)
+    alice, bob = phones["alice"], phones["bob"]
+    bob.store.set("dnd", True, 1)
+    await asyncio.sleep(0.05)
+    ids = []
+    for _ in range(4):
+        call = await alice.dial(_uri(bob, "bob"))
+        await alice.wait_call(call.id, lambda c: c.is_over, 5)
+        ids.append(call.id)
+    assert list(alice.calls) == ids[-2:]
+    assert alice.history is not None and len(alice.history.recent(10)) == 4

@@ -105,6 +105,10 @@ _REGISTRATION_KEYS = frozenset({
 _USER_KEYS = frozenset({"secure_call_setting", "dnd_setting", "cfwd_all_dest", "cw_setting"})
 
 
+KEEP_ENDED_CALLS = 50
+"""Ended calls kept in ``Phone.calls`` (the history table keeps more)."""
+
+
 class CallError(Exception):
     """A call command that cannot be carried out (the message is for people)."""
 
@@ -878,7 +882,14 @@ class Phone:
             self.core.reject(event.call, now, 488)
             self._pump()
             return
-        port = self.media.reserve_port(rtcp_mux=True)
+        try:
+            port = self.media.reserve_port(rtcp_mux=True)
+        except OSError as exc:
+            log.warning("[%s] no RTP port for an incoming call: %s", event.call, exc)
+            self._record_refused_incoming(number, remote, f"no RTP port: {exc}", 503)
+            self.core.reject(event.call, now, 503)
+            self._pump()
+            return
         neg = self._negotiator(cfg, plan, port)
         call = Call(event.call, number, "incoming", remote, cfg.policy, neg, port,
                     state=CallState.INCOMING)
@@ -1168,6 +1179,9 @@ class Phone:
             self._notify_refer(transferred, f"SIP/2.0 {status or 500} Failed", final=True)
         log.info("[%s] ended: %s", call.id, call.end_reason)
         self._call_changed(call)
+        ended = [c.id for c in self.calls.values() if c.is_over]
+        for old_id in ended[:-KEEP_ENDED_CALLS]:  # a long-running phone forgets old calls
+            del self.calls[old_id]
 
 
 def _is_ip(host: str) -> bool:
