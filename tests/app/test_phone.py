@@ -81,6 +81,8 @@ async def test_echo_without_trust_has_no_padlock(echo: EchoService, tmp_path: Pa
         await phone.wait_call(call.id, lambda c: c.is_over, 10)
         assert call.answered is None
         assert not call.security().padlock
+        assert call.end_reason and "cannot reach tls:127.0.0.1" in call.end_reason
+        assert "certificate" in call.end_reason.lower(), call.end_reason
 
 
 async def test_validation_off_means_no_padlock(echo: EchoService) -> None:

@@ -826,6 +826,12 @@ class Phone:
             self._on_response(event)
         elif isinstance(event, FlowLost):
             log.info("flow lost: %s (%s)", event.peer, event.reason)
+            for call in self.calls.values():
+                # a call that never got through says why (TLS refusal reasons included)
+                if call.first_hop == event.peer and call.answered is None and not call.is_over:
+                    why = f"cannot reach {event.peer}: {event.reason}"
+                    call.end_reason = call.end_reason or why
+
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
