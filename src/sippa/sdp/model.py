@@ -604,7 +604,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         lines.pop()
     if len(lines) < 3:
         raise _bad("too short")
-    if max(map(len, lines)) > MAX_LINE_LENGTH:
+    if len(text) > MAX_LINE_LENGTH and max(map(len, lines)) > MAX_LINE_LENGTH:
         raise _bad(f"a line is longer than {MAX_LINE_LENGTH}")
 
     # RFC 8866 §5: v=0, o= and s= come first, in this order.
