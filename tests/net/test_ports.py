@@ -15,6 +15,7 @@ from sippa.net.ports import (
     connect_from_random_port,
     random_port,
 )
+from tests.peers.process import free_port_block
 
 
 def test_range_validation_and_narrowing() -> None:
@@ -46,33 +47,30 @@ def test_random_port_uses_the_injected_source() -> None:
 
 
 def test_bind_skips_busy_ports() -> None:
-    # a 3-port range with two ports taken: the free one must be found
-    with socket.socket() as s0:
-        s0.bind(("127.0.0.1", 0))
-        base = s0.getsockname()[1]
-    ports = PortRange(base, base + 2)
-    busy = []
-    try:
-        for p in (base, base + 1):
-            s = socket.socket()
-            try:
+    # a 3-port range with two ports taken: the free one must be found. Another process may take
+    # a port of the block between our check and our bind: then try another block (never skip).
+    for _attempt in range(5):
+        base = free_port_block(3, udp=False)
+        ports = PortRange(base, base + 2)
+        busy: list[socket.socket] = []
+        try:
+            for p in (base, base + 1):
+                s = socket.socket()
+                busy.append(s)
                 s.bind(("127.0.0.1", p))
-            except OSError:
-                s.close()
-                pytest.skip("neighbouring port not free")
-            busy.append(s)
-        with socket.socket() as s:
-            try:
+            with socket.socket() as s:
                 assert bind_random_port(s, "127.0.0.1", ports) == base + 2
-            except OSError:
-                pytest.skip("port base+2 not free on this machine")
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", base + 2))
-            with pytest.raises(OSError):
-                bind_random_port(b, "127.0.0.1", ports)
-    finally:
-        for s in busy:
-            s.close()
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", base + 2))
+                with pytest.raises(OSError):
+                    bind_random_port(b, "127.0.0.1", ports)
+            return
+        except OSError:
+            continue
+        finally:
+            for s in busy:
+                s.close()
+    pytest.fail("no block of 3 free ports stayed free long enough")
 
 
 def test_rtp_pair_is_even_and_adjacent() -> None:
