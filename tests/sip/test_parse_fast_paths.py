@@ -69,12 +69,22 @@ def test_header_index_follows_changes() -> None:
     assert headers.get("v") == "SIP/2.0/UDP h.example.com;branch=z9hG4bK1"
     assert headers.get("i") == "x@y"
     assert headers.get("Subject") is None
+    assert headers.get_all("Via") == [
+        "SIP/2.0/UDP h.example.com;branch=z9hG4bK1",
+        "SIP/2.0/UDP g.example.com;branch=z9hG4bK2",
+    ]
+    assert headers.get_all("i") == ["x@y"]
+    assert headers.get_all("Subject") == []
     headers.set("Call-ID", "changed@y")
     headers.add("Subject", "hello")
     headers.remove("Via")
     assert headers.get("call-id") == "changed@y"
     assert headers.get("s") == "hello"
     assert headers.get("Via") is None
+    assert headers.get_all("Via") == []
+    assert headers.get_all("Subject") == ["hello"]
+    headers.add("Subject", "again")
+    assert headers.get_all("Subject") == ["hello", "again"]
     assert msg.call_id == "changed@y"
 
 

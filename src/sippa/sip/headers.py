@@ -375,7 +375,11 @@ class CSeq:
         seq = int(m.group(1))
         if seq > MAX_CSEQ:
             raise RemoteProtocolError("CSeq number out of range")
-        return cls(seq, m.group(2))
+        cseq: CSeq = _object_new(cls)  # (without the frozen __init__'s setattr calls)
+        d = cseq.__dict__
+        d["seq"] = seq
+        d["method"] = m.group(2)
+        return cseq
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"

@@ -190,6 +190,7 @@ _NAME_CACHE: dict[str, tuple[str, str]] = {}
 _NAME_CACHE_LIMIT = 2048
 # The accessor-cache slot of the first value per key, filled by the parser.
 _FIRST = "_first"
+_REPEATED = "_repeated"  # (and the set of keys that appear on several lines)
 _FOLD_RE = re.compile(r"\r\n[ \t]+")
 _MAX_FORWARDS_RE = re.compile(r"0*([0-9]{1,3})")
 _CONTENT_LENGTH_RE = re.compile(r"0*([0-9]{1,10})")
@@ -256,8 +257,14 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """All values: one per field line, comma lists split for list-valued headers."""
-        key = canonical_name(name)[0]
-        values = [value for k, _, value in self._items if k == key]
+        key = (_NAME_CACHE.get(name) or canonical_name(name))[0]
+        cache = self._cache
+        first: dict[str, str] | None = cache.get(_FIRST)
+        if first is not None and key not in cache[_REPEATED]:
+            value = first.get(key)
+            values = [] if value is None else [value]
+        else:
+            values = [value for k, _, value in self._items if k == key]
         if key in _LIST_HEADERS:
             split: list[str] = []
             for value in values:
@@ -549,9 +556,11 @@ def parse_message(data: bytes) -> Request | Response:
         method = m.group(1)
 
     # ---- header fields: one pass (RFC 3261 §7.3) ----
-    items, first, via_values, duplicate = _index_header_lines(lines)
+    items, first, repeated, via_values, duplicate = _index_header_lines(lines)
     headers = Headers._from_parsed(items)
-    headers._cache[_FIRST] = first  # get() answers from it until the headers change
+    # get() and get_all() answer from these until the headers change (which clears the cache)
+    headers._cache[_FIRST] = first
+    headers._cache[_REPEATED] = repeated
     message: Request | Response
     if is_response:
         message = Response(code, reason, headers, b"")
@@ -591,12 +600,14 @@ def parse_message(data: bytes) -> Request | Response:
 
 def _index_header_lines(
     lines: list[str],
-) -> tuple[list[tuple[str, str, str]], dict[str, str], list[str], str | None]:
-    """``(items, first value per key, Via values, first duplicated single header)``."""
+) -> tuple[list[tuple[str, str, str]], dict[str, str], set[str], list[str], str | None]:
+    """``(items, first value per key, keys on several lines, Via values, first duplicated
+    single header)``."""
     items: list[tuple[str, str, str]] = []
     append = items.append
     cache = _NAME_CACHE
     first: dict[str, str] = {}  # first value of each header
+    repeated: set[str] = set()  # keys on more than one line
     via_values: list[str] = []
     duplicate: str | None = None
     for line in lines[1:]:
@@ -617,11 +628,13 @@ def _index_header_lines(
         append((key, names[1], value))
         if key not in first:
             first[key] = value
-        elif key in _SINGLE_HEADERS and duplicate is None:
-            duplicate = key
+        else:
+            repeated.add(key)
+            if key in _SINGLE_HEADERS and duplicate is None:
+                duplicate = key
         if key == "via":
             via_values.append(value)
-    return items, first, via_values, duplicate
+    return items, first, repeated, via_values, duplicate
 
 
 def _parse_max_forwards(value: str | None) -> int | None:
