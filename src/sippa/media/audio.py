@@ -14,10 +14,11 @@ import math
 import wave
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported on first use: an idle phone never loads it
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "AudioSink",
@@ -120,6 +121,8 @@ class ToneSource(AudioSource):
             if math.isclose(self.frequency * seconds, round(self.frequency * seconds)):
                 length = sample_rate * seconds
                 break
+        import numpy as np  # noqa: PLC0415
+
         n = np.arange(length, dtype=np.float64)
         wave_ = np.sin(2 * np.pi * self.frequency * n / sample_rate) * self.level * 32767
         self._ring = wave_.astype("<i2").tobytes() * 2  # doubled: a read never wraps
@@ -151,6 +154,8 @@ def load_wav(path: str | Path, sample_rate: int) -> npt.NDArray[np.int16]:
 
     Resampling goes through FFmpeg's resampler (PyAV), which filters before decimating.
     """
+    import numpy as np  # noqa: PLC0415
+
     with wave.open(str(path), "rb") as wav:
         channels = wav.getnchannels()
         width = wav.getsampwidth()
@@ -173,6 +178,8 @@ def load_wav(path: str | Path, sample_rate: int) -> npt.NDArray[np.int16]:
     mono: npt.NDArray[np.int16] = np.clip(data, -32768, 32767).astype(np.int16)
     if rate == sample_rate or mono.size == 0:
         return mono
+    import av  # noqa: PLC0415 - only for resampling: ~20 MB a G.711 call never needs
+
     frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="s16", layout="mono")
     frame.sample_rate = rate
     resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)

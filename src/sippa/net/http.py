@@ -15,8 +15,6 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
-
 from sippa.net.tls import TrustStore, explain_tls_error, make_client_context
 
 __all__ = ["FetchError", "Fetcher", "HttpFetcher", "Request"]
@@ -73,6 +71,9 @@ class HttpFetcher:
         return ctx
 
     async def __call__(self, request: Request) -> bytes:
+        # imported on first fetch: an idle phone without profile rules never pays its ~15 MB
+        import httpx  # noqa: PLC0415
+
         url = request.url
         auth = (
             httpx.BasicAuth(request.username, request.password or "")

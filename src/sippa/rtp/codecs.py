@@ -2,20 +2,18 @@
 
 PCM everywhere is signed 16-bit little-endian mono at the codec's ``sample_rate``; one call
 encodes or decodes one frame of ``ptime`` milliseconds. G.711 (PCMU/PCMA, ITU-T G.711) is
-table-driven with numpy: it is the hot codec of the media engine. G.722 and Opus go through
-FFmpeg via PyAV (``av``). Every decoder can :meth:`~Decoder.conceal` a lost frame.
+table-driven (numpy tables built on first use): it is the hot codec of the media engine.
+G.722 and Opus go through FFmpeg via PyAV (``av``). Every decoder can :meth:`~Decoder.conceal`
+a lost frame.
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
-
-import av
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Final
 
 from sippa.errors import LocalProtocolError, RemoteProtocolError
 
@@ -31,6 +29,28 @@ __all__ = [
     "ulaw_decode",
     "ulaw_encode",
 ]
+
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+# numpy and PyAV are imported on first use, not with this module: together ~35 MB of memory
+# that an idle phone (and PyAV: a phone speaking only G.711) never needs.
+
+
+def _np() -> Any:
+    import numpy  # noqa: PLC0415
+
+    return numpy
+
+
+def _av() -> Any:
+    import av  # noqa: PLC0415
+
+    return av
+
 
 DEFAULT_PTIME: Final = 20
 
@@ -114,6 +134,7 @@ class Decoder(ABC):
         if not self._last or self._concealed > 4:
             return bytes(2 * self.frame_samples())
         gain = 0.5**self._concealed
+        np = _np()
         last = np.frombuffer(self._last, dtype="<i2").astype(np.float32)
         ramp = np.linspace(1.0, 0.5, last.size, dtype=np.float32) * gain
         return (last * ramp).astype("<i2").tobytes()
@@ -126,6 +147,7 @@ _CLIP = 32635
 
 
 def _build_ulaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
+    np = _np()
     pcm = np.arange(-32768, 32768, dtype=np.int32)
     sign = np.where(pcm < 0, 0x80, 0)
     mag = np.minimum(np.abs(pcm), _CLIP) + _BIAS
@@ -144,6 +166,7 @@ def _build_ulaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
 
 
 def _build_alaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
+    np = _np()
     pcm = np.arange(-32768, 32768, dtype=np.int32)
     sign = np.where(pcm >= 0, 0x80, 0)
     mag = np.where(pcm >= 0, pcm, -pcm - 1)  # one's complement for negatives, as G.191
@@ -164,15 +187,29 @@ def _build_alaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
     return encode, decode
 
 
-_ULAW_ENC, _ULAW_DEC = _build_ulaw_tables()
-_ALAW_ENC, _ALAW_DEC = _build_alaw_tables()
-_U2: Final = np.dtype("<u2")
-# Decoding is two byte-wise table lookups (low and high octet of each s16le sample) with
-# bytes.translate, about twice as fast as numpy indexing for one 20 ms frame.
-_ULAW_LO: Final = bytes(int(v) & 0xFF for v in _ULAW_DEC.astype("<i2").view("<u2"))
-_ULAW_HI: Final = bytes(int(v) >> 8 for v in _ULAW_DEC.astype("<i2").view("<u2"))
-_ALAW_LO: Final = bytes(int(v) & 0xFF for v in _ALAW_DEC.astype("<i2").view("<u2"))
-_ALAW_HI: Final = bytes(int(v) >> 8 for v in _ALAW_DEC.astype("<i2").view("<u2"))
+class _G711Tables:
+    """The G.711 tables, built once on first use."""
+
+    def __init__(self) -> None:
+        np = _np()
+        self.frombuffer = np.frombuffer
+        self.u2 = np.dtype("<u2")
+        self.ulaw_enc, ulaw_dec = _build_ulaw_tables()
+        self.alaw_enc, alaw_dec = _build_alaw_tables()
+        # Decoding is two byte-wise table lookups (low and high octet of each s16le sample)
+        # with bytes.translate, about twice as fast as numpy indexing for one 20 ms frame.
+        self.ulaw_lo, self.ulaw_hi = _split_octets(ulaw_dec)
+        self.alaw_lo, self.alaw_hi = _split_octets(alaw_dec)
+
+
+def _split_octets(decode: npt.NDArray[np.int16]) -> tuple[bytes, bytes]:
+    words = decode.astype("<i2").view("<u2")
+    return bytes(int(v) & 0xFF for v in words), bytes(int(v) >> 8 for v in words)
+
+
+@functools.cache
+def _g711() -> _G711Tables:
+    return _G711Tables()
 
 
 def _expand(data: bytes, lo: bytes, hi: bytes) -> bytes:
@@ -184,24 +221,28 @@ def _expand(data: bytes, lo: bytes, hi: bytes) -> bytes:
 
 def ulaw_encode(pcm: bytes) -> bytes:
     """s16le PCM to G.711 mu-law, one octet per sample."""
-    out: bytes = _ULAW_ENC.take(np.frombuffer(pcm, _U2)).tobytes()
+    t = _g711()
+    out: bytes = t.ulaw_enc.take(t.frombuffer(pcm, t.u2)).tobytes()
     return out
 
 
 def ulaw_decode(data: bytes) -> bytes:
     """G.711 mu-law to s16le PCM."""
-    return _expand(data, _ULAW_LO, _ULAW_HI)
+    t = _g711()
+    return _expand(data, t.ulaw_lo, t.ulaw_hi)
 
 
 def alaw_encode(pcm: bytes) -> bytes:
     """s16le PCM to G.711 A-law, one octet per sample."""
-    out: bytes = _ALAW_ENC.take(np.frombuffer(pcm, _U2)).tobytes()
+    t = _g711()
+    out: bytes = t.alaw_enc.take(t.frombuffer(pcm, t.u2)).tobytes()
     return out
 
 
 def alaw_decode(data: bytes) -> bytes:
     """G.711 A-law to s16le PCM."""
-    return _expand(data, _ALAW_LO, _ALAW_HI)
+    t = _g711()
+    return _expand(data, t.alaw_lo, t.alaw_hi)
 
 
 class _G711Encoder(Encoder):
@@ -246,7 +287,7 @@ class _AvEncoder(Encoder):
         self.sample_rate = spec.sample_rate
         self.clock_rate = spec.clock_rate
         self.ptime = ptime
-        ctx: Any = av.CodecContext.create(ffname, "w")
+        ctx: Any = _av().CodecContext.create(ffname, "w")
         ctx.sample_rate = self.sample_rate
         ctx.layout = "mono"
         ctx.format = "s16"
@@ -255,15 +296,16 @@ class _AvEncoder(Encoder):
         ctx.options = options
         ctx.open()
         self._ctx = ctx
+        self._frame = _av().AudioFrame.from_ndarray
         self._pts = 0
 
     def encode(self, pcm: bytes) -> bytes:
-        samples = np.frombuffer(pcm, dtype="<i2")
+        samples = _np().frombuffer(pcm, dtype="<i2")
         if samples.size != self.frame_samples():
             raise LocalProtocolError(
                 f"{self.spec.name} wants {self.frame_samples()} samples per frame"
             )
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame = self._frame(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = self.sample_rate
         frame.pts = self._pts
         self._pts += samples.size
@@ -276,7 +318,9 @@ class _AvDecoder(Decoder):
         self.sample_rate = spec.sample_rate
         self.clock_rate = spec.clock_rate
         self.ptime = ptime
+        av = _av()
         ctx: Any = av.CodecContext.create(ffname, "r")
+        self._packet, self._error = av.Packet, av.FFmpegError
         ctx.sample_rate = self.sample_rate
         ctx.layout = "mono"
         ctx.format = "s16"
@@ -288,19 +332,21 @@ class _AvDecoder(Decoder):
         if not payload:
             raise RemoteProtocolError(f"empty {self.spec.name} payload")
         try:
-            frames = self._ctx.decode(av.Packet(payload))
-        except av.FFmpegError as exc:
+            frames = self._ctx.decode(self._packet(payload))
+        except self._error as exc:
             raise RemoteProtocolError(f"undecodable {self.spec.name} payload: {exc}") from exc
         return b"".join(_s16_mono(f) for f in frames)
 
 
 def _s16_mono(frame: Any) -> bytes:
+    np = _np()
     data = frame.to_ndarray()
     if data.dtype.kind == "f":
         data = np.clip(data * 32768.0, -32768, 32767).astype("<i2")
     if data.ndim == 2 and data.shape[0] > 1:  # planar multi-channel: average
         data = data.mean(axis=0).astype("<i2")
-    return np.asarray(data, dtype="<i2").reshape(-1).tobytes()
+    out: bytes = np.asarray(data, dtype="<i2").reshape(-1).tobytes()
+    return out
 
 
 # --- registry ---
