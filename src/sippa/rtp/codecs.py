@@ -137,7 +137,8 @@ class Decoder(ABC):
         np = _np()
         last = np.frombuffer(self._last, dtype="<i2").astype(np.float32)
         ramp = np.linspace(1.0, 0.5, last.size, dtype=np.float32) * gain
-        return (last * ramp).astype("<i2").tobytes()
+        out: bytes = (last * ramp).astype("<i2").tobytes()
+        return out
 
 
 # --- G.711 (ITU-T G.711; bit-exact with the classic Sun/CCITT reference code) ---
