@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from sippa.sdp.model import Attribute, Connection, RtpMap, parse_sdp
@@ -108,3 +110,20 @@ def test_sdp_fast_constructors_build_ordinary_objects() -> None:
     rtpmaps = media.rtpmaps()
     assert rtpmaps == {0: RtpMap(0, "PCMU", 8000), 101: RtpMap(101, "telephone-event", 8000)}
     assert repr(rtpmaps[0]) == repr(RtpMap(0, "PCMU", 8000))
+
+
+def test_sdp_fast_builders_follow_the_dataclass_fields() -> None:
+    from sippa.sdp import model
+
+    assert tuple(f.name for f in fields(model.MediaDescription)) == model._MEDIA_FIELDS
+    assert tuple(f.name for f in fields(model.SessionDescription)) == model._SESSION_FIELDS
+    sdp = parse_sdp(b"v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"
+                    b"c=IN IP4 192.0.2.1\r\n")
+    built = model.SessionDescription(
+        model.Origin("-", 1, 2, "192.0.2.1"), "x",
+        media=(model.MediaDescription("audio", 0, "RTP/AVP", ("0",),
+                                      connections=(Connection("192.0.2.1"),)),),
+    )
+    assert sdp == built
+    assert hash(sdp) == hash(built)
+    assert repr(sdp) == repr(built)

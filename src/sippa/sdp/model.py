@@ -527,6 +527,64 @@ class SessionDescription:
         return serialize_sdp(self)
 
 
+# The parse path builds the two largest objects without the frozen __init__'s setattr calls:
+# the same fields in the same order (a test compares them with the dataclass fields).
+_MEDIA_FIELDS = ("media", "port", "proto", "formats", "port_count", "title", "connections",
+                 "bandwidths", "key", "attributes")
+_SESSION_FIELDS = ("origin", "session_name", "information", "uri", "emails", "phones",
+                   "connection", "bandwidths", "timings", "zone", "key", "attributes", "media",
+                   "version")
+_M0, _M1, _M2, _M3, _M4, _M5, _M6, _M7, _M8, _M9 = (
+    MediaDescription.__dict__[name].__set__ for name in _MEDIA_FIELDS
+)
+_S0, _S1, _S2, _S3, _S4, _S5, _S6, _S7, _S8, _S9, _S10, _S11, _S12, _S13 = (
+    SessionDescription.__dict__[name].__set__ for name in _SESSION_FIELDS
+)
+
+
+def _new_media(  # noqa: PLR0917 - mirrors the dataclass fields
+    media: str, port: int, proto: str, formats: tuple[str, ...], port_count: int | None,
+    title: str | None, connections: tuple[Connection, ...], bandwidths: tuple[Bandwidth, ...],
+    key: str | None, attributes: tuple[Attribute, ...],
+) -> MediaDescription:
+    md: MediaDescription = _object_new(MediaDescription)
+    _M0(md, media)
+    _M1(md, port)
+    _M2(md, proto)
+    _M3(md, formats)
+    _M4(md, port_count)
+    _M5(md, title)
+    _M6(md, connections)
+    _M7(md, bandwidths)
+    _M8(md, key)
+    _M9(md, attributes)
+    return md
+
+
+def _new_session(  # noqa: PLR0917 - mirrors the dataclass fields
+    origin: Origin, session_name: str, information: str | None, uri: str | None,
+    emails: tuple[str, ...], phones: tuple[str, ...], connection: Connection | None,
+    bandwidths: tuple[Bandwidth, ...], timings: tuple[Timing, ...], zone: str | None,
+    key: str | None, attributes: tuple[Attribute, ...], media: tuple[MediaDescription, ...],
+) -> SessionDescription:
+    sd: SessionDescription = _object_new(SessionDescription)
+    _S0(sd, origin)
+    _S1(sd, session_name)
+    _S2(sd, information)
+    _S3(sd, uri)
+    _S4(sd, emails)
+    _S5(sd, phones)
+    _S6(sd, connection)
+    _S7(sd, bandwidths)
+    _S8(sd, timings)
+    _S9(sd, zone)
+    _S10(sd, key)
+    _S11(sd, attributes)
+    _S12(sd, media)
+    _S13(sd, 0)  # version: RFC 8866 §5.1, parse checked v=0
+    return sd
+
+
 def _parse_connection(value: str) -> Connection:
     if value.startswith("IN IP4 ") and _IPV4_RE.fullmatch(value, 7) is not None:
         # the common case: a unicast IPv4 literal (built without the frozen __init__)
@@ -645,8 +703,8 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
             raise _bad("too many attributes")
         if m_line is not None:
             mt, port, count, proto, fmts = m_line
-            media.append(MediaDescription(mt, port, proto, fmts, count, m_title,
-                                          tuple(m_conns), tuple(m_bws), m_key, tuple(attrs)))
+            media.append(_new_media(mt, port, proto, fmts, count, m_title,
+                                    tuple(m_conns), tuple(m_bws), m_key, tuple(attrs)))
 
     checkers = _CHECKERS
     name_re = _TCHARS_RE
@@ -772,9 +830,9 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         for md in media:
             if not md.connections:
                 raise _bad(f"no c= line for m={md.media}")
-    return SessionDescription(origin, session_name, information, uri, tuple(emails),
-                              tuple(phones), connection, tuple(bandwidths), tuple(timings), zone,
-                              key, tuple(attributes), tuple(media))
+    return _new_session(origin, session_name, information, uri, tuple(emails),
+                        tuple(phones), connection, tuple(bandwidths), tuple(timings), zone,
+                        key, tuple(attributes), tuple(media))
 
 
 def _parse_bandwidth(value: str) -> Bandwidth:
