@@ -527,13 +527,17 @@ class SessionDescription:
         return serialize_sdp(self)
 
 
-# The parse path builds the two largest objects without the frozen __init__'s setattr calls:
+# The parse path builds these objects without the frozen __init__'s setattr calls:
 # the same fields in the same order (a test compares them with the dataclass fields).
 _MEDIA_FIELDS = ("media", "port", "proto", "formats", "port_count", "title", "connections",
                  "bandwidths", "key", "attributes")
 _SESSION_FIELDS = ("origin", "session_name", "information", "uri", "emails", "phones",
                    "connection", "bandwidths", "timings", "zone", "key", "attributes", "media",
                    "version")
+_ORIGIN_FIELDS = ("username", "session_id", "session_version", "address", "nettype", "addrtype")
+_TIMING_FIELDS = ("start", "stop", "repeats")
+_O0, _O1, _O2, _O3, _O4, _O5 = (Origin.__dict__[name].__set__ for name in _ORIGIN_FIELDS)
+_T0, _T1, _T2 = (Timing.__dict__[name].__set__ for name in _TIMING_FIELDS)
 _M0, _M1, _M2, _M3, _M4, _M5, _M6, _M7, _M8, _M9 = (
     MediaDescription.__dict__[name].__set__ for name in _MEDIA_FIELDS
 )
@@ -673,7 +677,13 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     om = _ORIGIN_RE.fullmatch(lines[1], 2)
     if om is None:
         raise _bad(f"malformed o= line {lines[1][:80]!r}")
-    origin = Origin(om[1], int(om[2]), int(om[3]), om[6], om[4], om[5])
+    origin = _object_new(Origin)  # (Origin(...) without the frozen __init__)
+    _O0(origin, om[1])
+    _O1(origin, int(om[2]))
+    _O2(origin, int(om[3]))
+    _O3(origin, om[6])
+    _O4(origin, om[4])
+    _O5(origin, om[5])
     if not lines[2].startswith("s="):
         raise _bad("s= must be the third line")
     # RFC 8866 §5.3 wants a non-empty name (" " or "-" when there is none); the RFC 3264
@@ -768,7 +778,11 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
                     raise _bad(f"malformed t= line {value[:80]!r}")
                 if len(timings) >= _MAX_MISC:
                     raise _bad("too many t= lines")
-                timings.append(Timing(int(tm[1]), int(tm[2])))
+                timing = _object_new(Timing)  # (Timing(...) without the frozen __init__)
+                _T0(timing, int(tm[1]))
+                _T1(timing, int(tm[2]))
+                _T2(timing, ())
+                timings.append(timing)
             elif kind == "r":
                 if not timings or not value:
                     raise _bad("r= without t=")

@@ -406,7 +406,11 @@ class Message:
 
     @property
     def contacts(self) -> list[NameAddr]:
-        return self.headers.cached("contacts", lambda: self._name_addrs("Contact"))
+        cache = self.headers._cache
+        value: list[NameAddr] | None = cache.get("contacts")
+        if value is None:
+            value = cache["contacts"] = self._name_addrs("Contact")
+        return value
 
     @property
     def routes(self) -> list[NameAddr]:
