@@ -60,7 +60,12 @@ from sippa.net.dns import Resolver, locate, parse_server
 from sippa.net.endpoint import Endpoint, FlowLost
 from sippa.net.ports import PortRange
 from sippa.net.registrar import LineRegistrar
-from sippa.net.tls import TrustStore, make_client_context, tls_server_name
+from sippa.net.tls import (
+    TrustStore,
+    make_client_context,
+    make_server_context,
+    tls_server_name,
+)
 from sippa.net.transport import Peer, TransportSettings
 from sippa.sdp import (
     MediaCapabilities,
@@ -228,9 +233,7 @@ class Phone:
         self._tls_insecure = make_client_context(trust, verify=False, require_group_policy=False)
         server_ctx: ssl.SSLContext | None = None
         if opts.tls_port is not None and opts.tls_cert is not None:
-            server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            server_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            server_ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+            server_ctx = make_server_context(opts.tls_cert, opts.tls_key)
         ports = PortRange.narrowed(
             int(store.get("sip_tcp_port_min")), int(store.get("sip_tcp_port_max"))
         )

@@ -26,6 +26,7 @@ import datetime as dt
 import enum
 import hashlib
 import ipaddress
+import logging
 import os
 import ssl
 import sys
@@ -37,6 +38,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ALLOWED_GROUPS",
@@ -52,6 +55,7 @@ __all__ = [
     "explain_tls_error",
     "group_policy_available",
     "make_client_context",
+    "make_server_context",
     "negotiated_group",
     "set_groups",
     "sni_for",
@@ -385,6 +389,33 @@ def make_client_context(
             ctx.load_cert_chain(client_cert.certfile, client_cert.keyfile, client_cert.password)
         except (OSError, ssl.SSLError) as exc:
             raise TlsConfigError(f"client certificate {client_cert.certfile}: {exc}") from None
+    return ctx
+
+
+def make_server_context(
+    certfile: str | Path,
+    keyfile: str | Path | None = None,
+    *,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+) -> ssl.SSLContext:
+    """A server ``SSLContext`` with the same policy as the client side: TLS 1.2 or newer,
+    ECDHE with AEAD suites only, the RFC 8422 groups (OpenSSL's defaults, with a warning, where
+    the groups cannot be set on this interpreter). Raises :class:`TlsConfigError` for an
+    unusable certificate or key."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = max(minimum_version, ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.options |= (
+        ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    )
+    try:
+        set_groups(ctx, ALLOWED_GROUPS)
+    except TlsPolicyError as exc:
+        log.warning("TLS server: %s; OpenSSL's default groups apply", exc)
+    try:
+        ctx.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsConfigError(f"certificate {certfile}: {exc}") from None
     return ctx
 
 
