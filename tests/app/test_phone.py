@@ -173,3 +173,64 @@ async def test_reject_dnd_and_busy(tmp_path: Path) -> None:
         await bob.reject(ringing[0].id, 603)
         await alice.wait_call(call.id, lambda c: c.is_over, 5)
         assert call.status_code == 603
+
+
+async def test_notify_resync_must_authenticate_with_a_line_password(tmp_path: Path) -> None:
+    """NOTIFY Event: resync gets 401 until it carries a line's digest credentials; forged or
+    replayed credentials never trigger a resync (the Cisco "Auth Resync-Reboot" rule)."""
+    import itertools
+    import socket
+
+    from sippa.sip.digest import DigestClient
+    from sippa.sip.message import parse_message
+
+    store = _store(line_enable=True, user_id="alice", password="alice-secret", register=False)
+    phone = _phone(store)
+    resyncs: list[float] = []
+
+    async def resync() -> None:
+        resyncs.append(1.0)
+
+    phone.on_resync = resync
+    async with phone:
+        host, port = phone.local["udp"]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        me = sock.getsockname()[1]
+        loop = asyncio.get_running_loop()
+
+        async def send(cseq: int, extra: str = "") -> Any:
+            msg = (
+                f"NOTIFY sip:alice@{host}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-rs{cseq};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: <sip:pbx@127.0.0.1>;tag=p1\r\n"
+                f"To: <sip:alice@{host}>\r\nCall-ID: resync-1\r\nCSeq: {cseq} NOTIFY\r\n"
+                f"Event: resync\r\n{extra}Content-Length: 0\r\n\r\n"
+            ).encode()
+            await loop.sock_sendto(sock, msg, (host, port))
+            data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 5)
+            return parse_message(data)
+
+        first = await send(1)
+        assert first.status_code == 401 and not resyncs
+        challenges = first.headers.get_all("WWW-Authenticate")
+        assert "SHA-512-256" in challenges[0]
+        uri = f"sip:alice@{host}:{port}"
+        wrong = DigestClient("alice", "guess", cnonce=lambda: "c0")
+        bad = wrong.answer("NOTIFY", uri, b"", 401, challenges).value
+        assert (await send(2, f"Authorization: {bad}\r\n")).status_code == 401
+        counter = itertools.count()
+        right = DigestClient("alice", "alice-secret", cnonce=lambda: f"c{next(counter)}")
+        good = right.answer("NOTIFY", uri, b"", 401, challenges).value
+        assert (await send(3, f"Authorization: {good}\r\n")).status_code == 200
+        await asyncio.sleep(0.1)
+        assert resyncs == [1.0]
+        # the same credentials again are a replay
+        assert (await send(4, f"Authorization: {good}\r\n")).status_code == 401
+        assert resyncs == [1.0]
+        # with Resync From SIP off the phone refuses outright
+        store.set("resync_from_sip", False)
+        assert (await send(5, f"Authorization: {good}\r\n")).status_code == 403
+        sock.close()
+    store.close()

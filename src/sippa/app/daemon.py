@@ -81,7 +81,7 @@ class PhoneRuntime:
         self.phone = Phone(self.store, phone_options)
         await self.phone.start()
         phone = self.phone
-        # Profile/CA/Upgrade rules; NOTIFY Event: resync -> self.provisioning.on_resync_notify()
+        # Profile/CA/Upgrade rules; an authenticated NOTIFY Event: resync resyncs (phone.on_resync)
         self.provisioning = phone_provisioning(
             self.store, data_dir=data, ca_files=opts.ca_files, software_version=__version__,
             is_busy=lambda: any(not c.is_over for c in phone.calls.values()),
@@ -91,6 +91,7 @@ class PhoneRuntime:
             health_check=lines_health_check(lambda: phone.status()["lines"]),
         )
         await self.provisioning.start()
+        phone.on_resync = self.provisioning.on_resync_notify
         return self.phone
 
     async def stop(self) -> None:

@@ -30,7 +30,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ from sippa.sdp import (
 )
 from sippa.sip.core import CoreConfig, UserAgentCore, default_port
 from sippa.sip.digest import DigestClient
+from sippa.sip.digest_server import DigestVerifier
 from sippa.sip.events import (
     Address,
     CallAnswered,
@@ -212,6 +213,13 @@ class Phone:
         self._transfers: dict[str, str] = {}  # new call -> the call that REFERred us
         self.local: dict[str, tuple[str, int]] = {}
         """Where we listen: transport -> (host, port)."""
+        self.on_resync: Callable[[], Awaitable[object]] | None = None
+        """Called for an authenticated ``NOTIFY Event: resync`` (the provisioning service)."""
+        # NOTIFY resync must prove it knows a line's password (Cisco "Auth Resync-Reboot")
+        self._notify_auth = DigestVerifier(
+            "sippa", secrets.token_bytes(32), self._line_password,
+            allow_md5=bool(store.get("digest_allow_md5")),
+        )
 
     # --- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -1078,11 +1086,43 @@ class Phone:
             if event_header == "refer" and 200 <= status < 300:
                 # RFC 5589 §6.1: the transfer target answered; the transferor hangs up
                 self._spawn(self._hangup_quietly(call.id, "transferred"))
+        elif method == "NOTIFY" and _event_package(request) in ("resync", "check-sync"):
+            self._on_resync_notify(event, now)
         elif method in ("NOTIFY", "OPTIONS", "MESSAGE"):
             self.core.respond(event.transaction, 200, now)
         else:
             self.core.respond(event.transaction, 501, now)
         self._pump()
+
+    def _line_password(self, username: str) -> str | None:
+        """The password of the enabled line whose digest user name is ``username``."""
+        for line in self.lines.values():
+            cfg = line.config
+            if cfg.enabled and cfg.password and username in (cfg.auth_id, cfg.user_id):
+                return cfg.password
+        return None
+
+    def _on_resync_notify(self, event: RequestReceived, now: float) -> None:
+        """``NOTIFY Event: resync``: challenge it, then resync (Cisco "Resync From SIP")."""
+        assert self.core is not None
+        if not self.store.get("resync_from_sip") or self.on_resync is None:
+            self.core.respond(event.transaction, 403, now, reason="Resync From SIP Is Off")
+            return
+        request = event.request
+        verdict = self._notify_auth.verify(
+            "NOTIFY", request.headers.get_all("Authorization"), now, request.body
+        )
+        if not verdict.ok:
+            log.info("NOTIFY resync challenged: %s", verdict.reason)
+            challenges = self._notify_auth.challenges(now, stale=verdict.stale)
+            self.core.respond(
+                event.transaction, 401, now,
+                headers=[("WWW-Authenticate", value) for value in challenges],
+            )
+            return
+        log.info("NOTIFY resync authenticated as %s: resyncing", verdict.username)
+        self.core.respond(event.transaction, 200, now)
+        self._spawn(self.on_resync())
 
     async def _follow_refer(self, call: Call, refer_to: str) -> None:
         """RFC 3515 §2.4: call the Refer-To target, report progress with NOTIFY."""
@@ -1230,3 +1270,7 @@ def _info_digit(body: bytes) -> str | None:
                 return digit
     return None
 
+
+def _event_package(request: Request) -> str:
+    """The package name of the Event header (RFC 6665 §8.2.1), lower-cased."""
+    return (request.headers.get("Event") or "").split(";")[0].strip().lower()
