@@ -60,8 +60,20 @@ class FakePhone:
             raise KeyError(call_id)
         return self.active[call_id]
 
+    def ring(self, remote: str = "sips:bob@example.test") -> str:
+        """An incoming call rings (as the phone would show it)."""
+        call_id = f"in{len(self.active) + 1}"
+        self.active[call_id] = {
+            "id": call_id, "remote": remote, "direction": "incoming", "state": "incoming",
+            "line": 1, "security": {"padlock": False, "reasons": ["media not negotiated yet"],
+                                    "transport": "TLS", "signalling_secure": True},
+        }
+        for listener in self.listeners:
+            listener("call", {"id": call_id, "state": "incoming"})
+        return call_id
+
     async def answer(self, call_id: str) -> None:
-        self._get(call_id)
+        self._get(call_id)["state"] = "active"
         self.commands.append(("answer", call_id))
 
     async def hangup(self, call_id: str) -> None:
@@ -70,7 +82,7 @@ class FakePhone:
         self.commands.append(("hangup", call_id))
 
     async def hold(self, call_id: str, on: bool) -> None:
-        self._get(call_id)["state"] = "held" if on else "confirmed"
+        self._get(call_id)["state"] = "held" if on else "active"
         self.commands.append(("hold" if on else "resume", call_id))
 
     async def dtmf(self, call_id: str, digits: str) -> None:
