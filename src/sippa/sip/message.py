@@ -627,9 +627,9 @@ def _index_header_lines(
             names = canonical_name(stripped)
             if len(cache) < _NAME_CACHE_LIMIT:
                 cache[name] = names
-        key = names[0]
+        key, canonical = names
         value = value.strip(" \t")
-        append((key, names[1], value))
+        append((key, canonical, value))
         if key not in first:
             first[key] = value
         else:
@@ -662,8 +662,12 @@ def _check_mandatory(headers: Headers, first: dict[str, str], via_values: list[s
         if key not in first:
             raise RemoteProtocolError(f"missing {canonical_name(key)[1]} header")
     vias: list[Via] = []
+    parse_via = Via.parse
     for value in via_values:
-        vias.extend(parse_via_list(value))
+        if "," in value:
+            vias.extend(parse_via_list(value))
+        else:
+            vias.append(parse_via(value))  # (one via-parm per line: the usual case)
     for via in vias:
         if via.protocol != "SIP/2.0":
             raise RemoteProtocolError(f"Via protocol {via.protocol} not supported", 505)
