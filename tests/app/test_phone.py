@@ -234,3 +234,26 @@ async def test_notify_resync_must_authenticate_with_a_line_password(tmp_path: Pa
         assert (await send(5, f"Authorization: {good}\r\n")).status_code == 403
         sock.close()
     store.close()
+
+
+async def test_new_custom_ca_bundle_applies_without_restart(
+    echo: EchoService, tmp_path: Path
+) -> None:
+    """A bundle the Custom CA Rule installs in ca_dir is trusted after reload_trust()."""
+    store = _store()
+    ca_dir = tmp_path / "ca"
+    ca_dir.mkdir()
+    phone = _phone(store, ca_dir=ca_dir)
+    phone.options.aliases["echo"] = echo.uri
+    async with phone:
+        refused = await phone.dial("echo")
+        await phone.wait_call(refused.id, lambda c: c.is_over, 10)
+        assert refused.answered is None
+        (ca_dir / "custom-ca-rule.pem").write_bytes(echo.pem)
+        phone.reload_trust()
+        call = await phone.dial("echo")
+        await phone.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 10)
+        assert call.security().padlock, call.security().reasons
+        await phone.hangup(call.id)
+        await phone.wait_call(call.id, lambda c: c.is_over, 5)
+    store.close()

@@ -70,6 +70,7 @@ class PhoneRuntime:
         phone_options = PhoneOptions(
             host=opts.host, udp_port=opts.sip_port, tcp_port=opts.sip_port,
             tls_port=opts.tls_port, ca_files=list(opts.ca_files), dns=opts.dns,
+            ca_dir=data / "ca",
         )
         own = make_self_signed(data / "tls", opts.host, stem="phone", common_name="sippa phone")
         phone_options.tls_cert, phone_options.tls_key = own.cert, own.key
@@ -89,6 +90,7 @@ class PhoneRuntime:
             # a signed update re-executes the daemon; healthy = every line registers again
             restart=reexec_restart(),
             health_check=lines_health_check(lambda: phone.status()["lines"]),
+            on_trust_change=phone.reload_trust,
         )
         await self.provisioning.start()
         phone.on_resync = self.provisioning.on_resync_notify

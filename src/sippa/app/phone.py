@@ -154,6 +154,9 @@ class PhoneOptions:
     tls_key: Path | None = None
     ca_files: list[Path] = field(default_factory=list)
     """Extra trust anchors (PEM files)."""
+    ca_dir: Path | None = None
+    """Where the Custom CA Rule installs its bundles (``*.pem``); read again by
+    :meth:`Phone.reload_trust`."""
     extra_ca_pem: list[bytes] = field(default_factory=list)
     """Extra trust anchors (PEM data), e.g. the built-in echo service's certificate."""
     system_ca: bool = True
@@ -234,11 +237,7 @@ class Phone:
             )
         )
         await self.media.start()
-        trust = TrustStore.from_files([str(p) for p in opts.ca_files], system=opts.system_ca)
-        for i, pem in enumerate(opts.extra_ca_pem):
-            trust.add_pem_data(pem, f"extra-{i}")
-        self._tls_ok = make_client_context(trust, verify=True, require_group_policy=False)
-        self._tls_insecure = make_client_context(trust, verify=False, require_group_policy=False)
+        self.reload_trust()
         server_ctx: ssl.SSLContext | None = None
         if opts.tls_port is not None and opts.tls_cert is not None:
             server_ctx = make_server_context(opts.tls_cert, opts.tls_key)
@@ -598,6 +597,21 @@ class Phone:
             session_version=secrets.randbits(30),
             random_bytes=secrets.token_bytes,
         )
+
+    def reload_trust(self) -> None:
+        """(Re)build the TLS client contexts from the trust anchors: the system store, the
+        configured CA files, the Custom CA Rule bundles and the built-in services' certificates.
+        New connections use them; established ones keep what they validated."""
+        opts = self.options
+        files = [str(p) for p in opts.ca_files]
+        if opts.ca_dir is not None and opts.ca_dir.is_dir():
+            files += [str(p) for p in sorted(opts.ca_dir.glob("*.pem"))]
+        trust = TrustStore.from_files(files, system=opts.system_ca)
+        for i, pem in enumerate(opts.extra_ca_pem):
+            trust.add_pem_data(pem, f"extra-{i}")
+        self._tls_ok = make_client_context(trust, verify=True, require_group_policy=False)
+        self._tls_insecure = make_client_context(trust, verify=False, require_group_policy=False)
+        log.info("trust anchors loaded: %d", len(trust))
 
     def _now(self) -> float:
         return self.endpoint.clock() if self.endpoint is not None else time.monotonic()

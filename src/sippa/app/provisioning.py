@@ -611,8 +611,12 @@ def phone_provisioning(
     ip: Callable[[], str] = lambda: "",
     restart: Callable[[Path], Awaitable[None]] | None = None,
     health_check: Callable[[Path], Awaitable[bool]] | None = None,
+    on_trust_change: Callable[[], None] | None = None,
 ) -> ProvisioningService:
     """The daemon's provisioning: anchors = system + ``ca_files`` + ``data_dir/ca/*.pem``.
+
+    ``on_trust_change()`` runs after the Custom CA Rule changed the bundle in ``data_dir/ca``
+    (the phone re-reads its anchors).
 
     Automatic updates are on only when ``data_dir/update-keys.pem`` holds the release key(s);
     releases go to ``data_dir/releases`` (``current`` symlink). Without ``restart`` a switched
@@ -660,4 +664,5 @@ def phone_provisioning(
         software_version=software_version,
         updater=updater,
         fetch=fetch,
+        on_trust_change=on_trust_change,
     )
