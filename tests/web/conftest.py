@@ -93,6 +93,9 @@ class FakePhone:
         self._get(call_id)
         self.commands.append(("transfer", call_id, target))
 
+    def reload_trust(self) -> None:
+        self.commands.append(("reload_trust",))
+
     def subscribe(self, listener: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
         self.listeners.append(listener)
         return lambda: self.listeners.remove(listener)

@@ -159,7 +159,7 @@ async def test_calls(client: httpx.AsyncClient, phone: FakePhone,
     assert (await client.get("/api/v1/history", headers=h)).json()[0]["result"] == "200"
 
 
-async def test_trust_anchors_api(client: httpx.AsyncClient, ctx: WebContext,
+async def test_trust_anchors_api(client: httpx.AsyncClient, ctx: WebContext, phone: FakePhone,
                                  admin_token: dict[str, str], user_token: dict[str, str]) -> None:
     r = await client.post("/api/v1/trust-anchors", json={"pem": make_ca("X").decode()},
                           headers=user_token)
@@ -177,6 +177,7 @@ async def test_trust_anchors_api(client: httpx.AsyncClient, ctx: WebContext,
                                 headers=admin_token)).status_code == 204
     assert (await client.delete(f"/api/v1/trust-anchors/{fp}",
                                 headers=admin_token)).status_code == 404
+    assert phone.commands == [("reload_trust",), ("reload_trust",)]
 
 
 def test_built_in_anchors_are_listed(tmp_path: object) -> None:

@@ -9,7 +9,15 @@ from sippa.app.accounts import MAX_FAILURES, Accounts
 from sippa.app.store import ConfigStore
 from sippa.interfaces.web import WebContext
 from sippa.interfaces.web.auth import COOKIE
-from tests.web.conftest import ADMIN_PASSWORD, USER_PASSWORD, csrf_of, first_run, hidden, login
+from tests.web.conftest import (
+    ADMIN_PASSWORD,
+    USER_PASSWORD,
+    FakePhone,
+    csrf_of,
+    first_run,
+    hidden,
+    login,
+)
 
 PAGES = ["/", "/phone", "/settings/system", "/settings/sip", "/settings/provisioning",
          "/settings/user", "/ext/1", "/ext/2", "/trust", "/tokens"]
@@ -227,7 +235,8 @@ async def test_user_cannot_see_or_change_admin_only_settings(
     assert r.status_code == 303 and store.get("display_name", 1) == "Me"
 
 
-async def test_trust_anchor_upload(admin: httpx.AsyncClient, ctx: WebContext) -> None:
+async def test_trust_anchor_upload(admin: httpx.AsyncClient, ctx: WebContext,
+                                   phone: FakePhone) -> None:
     from tests.web.certs import make_ca, make_leaf
 
     token = await csrf_of(admin)
@@ -241,6 +250,7 @@ async def test_trust_anchor_upload(admin: httpx.AsyncClient, ctx: WebContext) ->
     r = await admin.post("/trust", data={"csrf": token},
                          files={"pem": ("ca.pem", make_ca("Test Lab CA"), "text/plain")})
     assert r.status_code == 303
+    assert phone.commands == [("reload_trust",)]  # the lines use it at once
     page = await admin.get("/trust?added=1")
     anchor = ctx.trust.anchors()[0]
     assert "CN=Test Lab CA" in page.text and anchor.sha256 in page.text

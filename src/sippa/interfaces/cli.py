@@ -281,11 +281,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db, sock = _paths(args)
-    from sippa.app.webserver import custom_ca_files  # noqa: PLC0415
-
     options = RuntimeOptions(db=db, host=args.host, sip_port=args.sip_port,
                              tls_port=args.tls_port, echo=not args.no_echo,
-                             ca_files=tuple(args.ca) + custom_ca_files(db.parent), dns=args.dns)
+                             ca_files=tuple(args.ca), dns=args.dns)
     web_tasks: list[asyncio.Task[None]] = []
 
     def ready(runtime: PhoneRuntime, path: Path) -> None:

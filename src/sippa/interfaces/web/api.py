@@ -337,6 +337,8 @@ async def add_anchor(who: Who, ctx: Ctx, body: PemIn) -> Any:
         added = ctx.trust.add_pem(body.pem.encode())
     except CertificateError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+    if ctx.phone is not None:
+        ctx.phone.reload_trust()
     return [a.as_dict() for a in added]
 
 
@@ -349,6 +351,8 @@ async def remove_anchor(who: Who, ctx: Ctx, sha256: str) -> Response:
     _admin(who)
     if not ctx.trust.remove(sha256):
         raise HTTPException(404, "no custom trust anchor with that fingerprint")
+    if ctx.phone is not None:
+        ctx.phone.reload_trust()
     return Response(status_code=204)
 
 

@@ -321,6 +321,9 @@ async def trust_upload(request: Request) -> Response:
         added = context(request).trust.add_pem(data)
     except CertificateError as exc:
         return _trust_view(request, who, 422, str(exc))
+    ctx = context(request)
+    if ctx.phone is not None:
+        ctx.phone.reload_trust()  # new TLS connections of the lines use it at once
     return RedirectResponse(f"/trust?added={len(added)}", status_code=303)
 
 
@@ -330,7 +333,9 @@ async def trust_remove(request: Request) -> Response:
     form = await _form(request, who)
     if not who.is_admin:
         return _trust_view(request, who, 403, "only the admin may remove trust anchors")
-    context(request).trust.remove(str(form.get("sha256", "")))
+    ctx = context(request)
+    if ctx.trust.remove(str(form.get("sha256", ""))) and ctx.phone is not None:
+        ctx.phone.reload_trust()
     return RedirectResponse("/trust", status_code=303)
 
 

@@ -39,6 +39,10 @@ class PhoneService(Protocol):
     async def hold(self, call_id: str, on: bool) -> None: ...
     async def dtmf(self, call_id: str, digits: str) -> None: ...
     async def transfer(self, call_id: str, target: str) -> None: ...
+    def reload_trust(self) -> None:
+        """The custom trust anchors changed: use them for new TLS connections."""
+        ...
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(kind, data)`` for each line or call event; returns an unsubscriber."""
         ...
@@ -105,6 +109,9 @@ class PhoneAdapter:
     async def transfer(self, call_id: str, target: str) -> None:
         self._known(call_id)
         await self._guard(self.phone.transfer(target, call_id))
+
+    def reload_trust(self) -> None:
+        self.phone.reload_trust()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         def on_event(event: PhoneEvent) -> None:
