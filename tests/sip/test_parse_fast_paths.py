@@ -6,6 +6,7 @@ from dataclasses import fields
 
 import pytest
 
+from sippa.errors import RemoteProtocolError
 from sippa.sdp.model import Attribute, Connection, RtpMap, parse_sdp
 from sippa.sip.headers import NameAddr, Via
 from sippa.sip.message import Request, Response, parse_message
@@ -127,3 +128,31 @@ def test_sdp_fast_builders_follow_the_dataclass_fields() -> None:
     assert sdp == built
     assert hash(sdp) == hash(built)
     assert repr(sdp) == repr(built)
+
+
+def test_parsed_rtpmaps_match_the_attributes() -> None:
+    import dataclasses
+
+    sdp = parse_sdp(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+        b"a=rtpmap:9 G722/8000\r\n"  # session level: checked, not a media rtpmap
+        b"m=audio 4000 RTP/AVP 0 96\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+        b"a=rtpmap:96 other/8000\r\n"
+        b"m=video 0 RTP/AVP 31\r\n"
+    )
+    audio, video = sdp.media
+    rebuilt = dataclasses.replace(audio)  # no parser cache: computed from the attributes
+    assert rebuilt._rtpmaps is None
+    assert audio.rtpmaps() == rebuilt.rtpmaps() == {
+        96: RtpMap(96, "opus", 48000, 2),
+        0: RtpMap(0, "PCMU", 8000),
+    }
+    assert list(audio.rtpmaps()) == list(rebuilt.rtpmaps()) == [96, 0]
+    audio.rtpmaps().clear()  # a copy: the parsed section is unchanged
+    assert len(audio.rtpmaps()) == 2
+    assert video.rtpmaps() == {}
+    assert audio == rebuilt
+    assert hash(audio) == hash(rebuilt)
+    with pytest.raises(RemoteProtocolError):
+        parse_sdp(b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+                  b"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/0\r\n")

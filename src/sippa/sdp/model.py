@@ -393,6 +393,10 @@ class MediaDescription:
     """The obsolete k= line, kept verbatim."""
     attributes: tuple[Attribute, ...] = ()
     """The a= lines in order."""
+    _rtpmaps: dict[int, RtpMap] | None = field(default=None, init=False, repr=False,
+                                               compare=False)
+    """(What ``rtpmaps()`` returns, filled by the parser, which parses every rtpmap anyway
+    to check it; None for a section built directly, or after ``dataclasses.replace``.)"""
 
     # --- typed access ---
     def attribute_values(self, name: str) -> list[str]:
@@ -405,6 +409,8 @@ class MediaDescription:
 
     def rtpmaps(self) -> dict[int, RtpMap]:
         """The rtpmap attributes by payload type (first one wins on duplicates)."""
+        if self._rtpmaps is not None:
+            return dict(self._rtpmaps)
         out: dict[int, RtpMap] = {}
         parse = RtpMap.parse
         for a in self.attributes:
@@ -530,7 +536,7 @@ class SessionDescription:
 # The parse path builds these objects without the frozen __init__'s setattr calls:
 # the same fields in the same order (a test compares them with the dataclass fields).
 _MEDIA_FIELDS = ("media", "port", "proto", "formats", "port_count", "title", "connections",
-                 "bandwidths", "key", "attributes")
+                 "bandwidths", "key", "attributes", "_rtpmaps")
 _SESSION_FIELDS = ("origin", "session_name", "information", "uri", "emails", "phones",
                    "connection", "bandwidths", "timings", "zone", "key", "attributes", "media",
                    "version")
@@ -538,7 +544,7 @@ _ORIGIN_FIELDS = ("username", "session_id", "session_version", "address", "netty
 _TIMING_FIELDS = ("start", "stop", "repeats")
 _O0, _O1, _O2, _O3, _O4, _O5 = (Origin.__dict__[name].__set__ for name in _ORIGIN_FIELDS)
 _T0, _T1, _T2 = (Timing.__dict__[name].__set__ for name in _TIMING_FIELDS)
-_M0, _M1, _M2, _M3, _M4, _M5, _M6, _M7, _M8, _M9 = (
+_M0, _M1, _M2, _M3, _M4, _M5, _M6, _M7, _M8, _M9, _M10 = (
     MediaDescription.__dict__[name].__set__ for name in _MEDIA_FIELDS
 )
 _S0, _S1, _S2, _S3, _S4, _S5, _S6, _S7, _S8, _S9, _S10, _S11, _S12, _S13 = (
@@ -549,7 +555,7 @@ _S0, _S1, _S2, _S3, _S4, _S5, _S6, _S7, _S8, _S9, _S10, _S11, _S12, _S13 = (
 def _new_media(  # noqa: PLR0917 - mirrors the dataclass fields
     media: str, port: int, proto: str, formats: tuple[str, ...], port_count: int | None,
     title: str | None, connections: tuple[Connection, ...], bandwidths: tuple[Bandwidth, ...],
-    key: str | None, attributes: tuple[Attribute, ...],
+    key: str | None, attributes: tuple[Attribute, ...], rtpmaps: dict[int, RtpMap],
 ) -> MediaDescription:
     md: MediaDescription = _object_new(MediaDescription)
     _M0(md, media)
@@ -562,6 +568,7 @@ def _new_media(  # noqa: PLR0917 - mirrors the dataclass fields
     _M7(md, bandwidths)
     _M8(md, key)
     _M9(md, attributes)
+    _M10(md, rtpmaps)
     return md
 
 
@@ -706,6 +713,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     m_key: str | None = None
     m_conns: list[Connection] = []
     m_bws: list[Bandwidth] = []
+    m_rtpmaps: dict[int, RtpMap] = {}  # the section's rtpmaps by payload type, first wins
     rank = 3
 
     def close_media() -> None:
@@ -714,7 +722,8 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         if m_line is not None:
             mt, port, count, proto, fmts = m_line
             media.append(_new_media(mt, port, proto, fmts, count, m_title,
-                                    tuple(m_conns), tuple(m_bws), m_key, tuple(attrs)))
+                                    tuple(m_conns), tuple(m_bws), m_key, tuple(attrs),
+                                    m_rtpmaps))
 
     checkers = _CHECKERS
     name_re = _TCHARS_RE
@@ -722,6 +731,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     new_object = _object_new
     set_name = _SET_ATTRIBUTE_NAME
     set_value = _SET_ATTRIBUTE_VALUE
+    parse_rtpmap = RtpMap.parse
     for line in lines[3:]:
         if line[1:2] != "=":
             raise _bad(f"line {line[:40]!r} is not <type>=<value>")
@@ -729,8 +739,12 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         if kind == "a":  # the common case first: a=<name>[:<value>] (RFC 8866 §5.13)
             name, colon, rest = line[2:].partition(":")
             value: str | None = rest if colon else None
-            checker = checkers.get(name)
-            if checker is not None:
+            if name == "rtpmap":
+                # parsed (which checks it) once here, for MediaDescription.rtpmaps()
+                rtpmap = parse_rtpmap(rest if colon else "")
+                if rtpmap.payload_type not in m_rtpmaps:
+                    m_rtpmaps[rtpmap.payload_type] = rtpmap
+            elif (checker := checkers.get(name)) is not None:
                 checker(value)
             elif name not in common_names and name_re.fullmatch(name) is None:
                 raise _bad(f"malformed attribute name {name[:40]!r}")
@@ -758,6 +772,7 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
             m_line = (mm[1], port, count, mm[4], fmts)
             m_title = m_key = None
             m_conns, m_bws, attrs = [], [], []
+            m_rtpmaps = {}
             rank = -1
             continue
 
