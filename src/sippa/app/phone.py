@@ -383,6 +383,8 @@ class Phone:
             self._resolver,
             proxy=cfg.proxy_uri,
             transport=TransportChoice(cfg.transport),
+            use_srv=cfg.use_dns_srv,
+            srv_auto_prefix=cfg.dns_srv_auto_prefix,
             timers=self._base.timers if self._base else TimerConfig(),
             name=f"ext{cfg.number}",
             on_event=functools.partial(self._line_event_any, cfg.number),

@@ -125,6 +125,10 @@ class LineRegistrar:
     proxy: Uri | None = None
     """Outbound proxy / registrar location; default: the AoR's domain (RFC 3263 on it)."""
     transport: TransportChoice = TransportChoice.AUTO
+    use_srv: bool = True
+    """"Use DNS SRV": NAPTR/SRV lookups (else A/AAAA of the host only)."""
+    srv_auto_prefix: bool = True
+    """"DNS SRV Auto Prefix": the SRV name gets the transport's prefix."""
     timers: TimerConfig = field(default_factory=TimerConfig)
     name: str = "line"
     clock: Callable[[], float] = time.monotonic
@@ -263,7 +267,10 @@ class LineRegistrar:
         # A sips AoR or a sips proxy both demand TLS all the way (RFC 3261 §19.1.1).
         secure = "sips" in (aor.scheme, where.scheme)
         request = LocateRequest.from_uri(
-            where.replace(scheme="sips" if secure else "sip"), transport=self.transport
+            where.replace(scheme="sips" if secure else "sip"),
+            transport=self.transport,
+            use_srv=self.use_srv,
+            srv_auto_prefix=self.srv_auto_prefix,
         )
         result = await locate(request, self.resolver)
         self.status.locate_trace = result.trace
