@@ -27,13 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sippa.net.tls import (
-    ALLOWED_GROUPS,
-    TLS12_CIPHERS,
     TlsConfigError,
-    TlsPolicyError,
     TrustAnchor,
     TrustStore,
-    set_groups,
+    make_server_context,
 )
 
 __all__ = [
@@ -119,18 +116,10 @@ def server_context(
     """The web server's context: TLS 1.2+ (or 1.3+), AEAD ECDHE suites, the SIP group policy."""
     if min_version not in _TLS_VERSIONS:
         raise ValueError(f"unknown TLS version {min_version!r}")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = _TLS_VERSIONS[min_version]
-    ctx.set_ciphers(TLS12_CIPHERS)
-    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
     try:
-        set_groups(ctx, ALLOWED_GROUPS)
-    except TlsPolicyError:
-        log.warning("cannot restrict the TLS groups on this Python: OpenSSL's defaults apply")
-    try:
-        ctx.load_cert_chain(certfile, keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        raise CertificateError(f"web certificate {certfile}: {exc}") from None
+        ctx = make_server_context(certfile, keyfile, minimum_version=_TLS_VERSIONS[min_version])
+    except TlsConfigError as exc:
+        raise CertificateError(f"web {exc}") from None
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
