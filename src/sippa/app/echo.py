@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sippa.app.call import Call
+from sippa.app.files import atomic_write
 from sippa.app.phone import Phone, PhoneOptions
 from sippa.app.store import ConfigStore
 from sippa.media import AudioSink, AudioSource, Echo
@@ -95,9 +95,7 @@ def make_self_signed(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_pem)
+    atomic_write(key_path, key_pem, mode=0o600)
     cert_path.write_bytes(pem)
     return SelfSigned(cert_path, key_path, pem)
 

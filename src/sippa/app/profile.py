@@ -27,9 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from defusedxml import DefusedXmlException
 
 from sippa.app.accounts import check_password_policy, hash_password
+from sippa.app.files import atomic_write
 from sippa.app.settings import SCHEMA, Access, Setting, SettingError, Value, by_cisco_name
 from sippa.app.settings import format_value as _format
 from sippa.app.store import ConfigStore, Key
@@ -260,22 +259,8 @@ class AccessMap:
                 new[name] = access
         if self.path is not None and new != self._overrides:
             text = json.dumps({k: v.value for k, v in sorted(new.items())}, indent=1)
-            _atomic_write(self.path, text.encode())
+            atomic_write(self.path, text.encode())
         self._overrides = new
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- import ----------------------------------------------------------------------------------

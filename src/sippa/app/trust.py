@@ -22,9 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from cryptography import x509
 
+from sippa.app.files import atomic_write
 from sippa.app.macros import expand
 from sippa.app.rules import RuleError, parse_rule
 from sippa.app.store import ConfigStore
@@ -108,25 +107,6 @@ class CaRuleStatus:
     count: int = 0
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
-
-
 class CustomCaRule:
     """Applies ``Custom_CA_Rule`` into ``directory / custom-ca-rule.pem``."""
 
@@ -176,7 +156,7 @@ class CustomCaRule:
         if self.path.is_file() and self.path.read_bytes() == data:
             self.status = CaRuleStatus("unchanged", rule_text, count=len(certs))
             return self.status
-        _atomic_write(self.path, data)
+        atomic_write(self.path, data)
         for cert in certs:
             log.info("Custom CA Rule: trust anchor %s", cert.subject.rfc4514_string())
         self._changed()

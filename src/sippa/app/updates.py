@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from packaging.version import InvalidVersion, Version
 
+from sippa.app.files import atomic_write
 from sippa.app.provisioning import Clock
 from sippa.app.rules import RuleError, parse_rule
 from sippa.app.store import ConfigStore
@@ -511,14 +512,12 @@ class Updater:
 
     def _save_state(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".updates.json.{os.getpid()}.tmp"
         state = {
             "bad": self._state.bad,
             "installed": self._state.installed,
             "pending": self._state.pending,
         }
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self._state_path)
+        atomic_write(self._state_path, json.dumps(state).encode())
 
     def _set(self, **changes: Any) -> None:
         self.status = replace(self.status, **changes)

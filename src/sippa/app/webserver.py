@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sippa.app.files import atomic_write
 from sippa.net.tls import (
     TlsConfigError,
     TrustAnchor,
@@ -102,9 +102,7 @@ def ensure_certificate(directory: Path, *, names: tuple[str, ...] = ()) -> tuple
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(key_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_pem)
+    atomic_write(key_path, key_pem, mode=0o600)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("made a self-signed web certificate %s", cert_path)
     return cert_path, key_path
