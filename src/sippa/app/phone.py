@@ -47,6 +47,7 @@ from sippa.app.security import (
     plan_offer,
 )
 from sippa.app.store import ConfigStore, Key
+from sippa.app.trace import TraceEntry, TraceStore
 from sippa.errors import LocalProtocolError, ProtocolError
 from sippa.media import (
     AudioSink,
@@ -66,7 +67,7 @@ from sippa.net.tls import (
     make_server_context,
     tls_server_name,
 )
-from sippa.net.transport import Peer, TransportSettings
+from sippa.net.transport import Flow, Peer, TransportSettings
 from sippa.sdp import (
     MediaCapabilities,
     Negotiator,
@@ -188,6 +189,11 @@ class _PhoneCore(UserAgentCore):
                 response.headers.add("Contact", f"<{target}>")
         super().send_response(txn, response, now)
 
+    def sip_call_id(self, handle: str) -> str | None:
+        """The SIP Call-ID of a live call handle."""
+        session = self._sessions.get(handle)
+        return session.call_id if session is not None else None
+
 
 class Phone:
     """The phone (see the module docstring)."""
@@ -214,6 +220,9 @@ class Phone:
         self._resolver: Resolver | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._transfers: dict[str, str] = {}  # new call -> the call that REFERred us
+        self.traces = TraceStore()
+        """The recent SIP messages of recent calls, by SIP Call-ID (:meth:`trace`)."""
+        self._sip_call_ids: dict[str, str] = {}  # call id -> SIP Call-ID, oldest first
         self.local: dict[str, tuple[str, int]] = {}
         """Where we listen: transport -> (host, port)."""
         self.on_resync: Callable[[], Awaitable[object]] | None = None
@@ -280,6 +289,7 @@ class Phone:
             authorize=self._authorize,
         )
         self.endpoint.core = self.core
+        self.endpoint.on_message = self._traced
         dns = opts.dns or str(store.get("dns_server"))
         self._resolver = Resolver(*parse_server(dns)) if dns else Resolver()
         for line in self.lines.values():
@@ -622,6 +632,31 @@ class Phone:
         if self.endpoint is not None:
             self.endpoint.pump()
 
+    # --- SIP trace ----------------------------------------------------------------------------
+    def _traced(self, direction: str, data: bytes, flow: Flow) -> None:
+        self.traces.record(
+            direction, data, now=time.time(), transport=flow.peer.transport,
+            local=(flow.local_host, flow.local_port), remote=(flow.peer.host, flow.peer.port),
+        )
+
+    def _remember_call_id(self, call: str, sip_call_id: str | None) -> None:
+        if sip_call_id is None:
+            return
+        self._sip_call_ids[call] = sip_call_id
+        while len(self._sip_call_ids) > 2 * self.traces.max_calls:
+            del self._sip_call_ids[next(iter(self._sip_call_ids))]
+
+    def trace(self, call_id: str) -> list[TraceEntry]:
+        """The recent SIP messages of call ``call_id``, oldest first (secrets masked)."""
+        sip_call_id = self._sip_call_ids.get(call_id)
+        if sip_call_id is None:
+            raise CallError(f"no call {call_id!r}")
+        return self.traces.get(sip_call_id)
+
+    def traced_calls(self) -> list[str]:
+        """The ids of the calls :meth:`trace` knows, newest first."""
+        return list(reversed(self._sip_call_ids))
+
     # --- commands -----------------------------------------------------------------------------
     async def dial(
         self,
@@ -659,6 +694,7 @@ class Phone:
         offer = neg.create_offer()
         self._use_line(cfg, hop)
         handle = self.core.invite(uri, self._now(), body=bytes(offer))
+        self._remember_call_id(handle, self.core.sip_call_id(handle))
         call = Call(handle, number, "outgoing", str(uri), cfg.policy, neg, port)
         call.source, call.sink, call.record_sent = source, sink, record_sent
         call.first_hop = peer
@@ -876,6 +912,7 @@ class Phone:
     def _on_incoming(self, event: IncomingCall) -> None:
         assert self.core is not None and self.media is not None
         request = event.request
+        self._remember_call_id(event.call, request.call_id)
         number = self._incoming_line(request)
         cfg = self.lines[number].config
         via = request.top_via

@@ -103,6 +103,9 @@ class Endpoint:
         self._sending: set[asyncio.Task[None]] = set()
         self._handlers: list[Callable[[bytes, Flow], bool]] = []
         self._flow_listeners: list[Callable[[FlowLost], None]] = []
+        self.on_message: Callable[[str, bytes, Flow], None] | None = None
+        """Told of every message received (``"in"``) and sent (``"out"``) with its flow
+        (the phone's SIP trace); it must not raise."""
         self._closed = False
 
     # -- set-up --------------------------------------------------------------------------
@@ -163,6 +166,7 @@ class Endpoint:
 
     # -- the pump ------------------------------------------------------------------------
     def _received(self, data: bytes, flow: Flow) -> None:
+        self._trace("in", data, flow)
         for handler in list(self._handlers):
             if handler(data, flow):
                 return
@@ -233,7 +237,9 @@ class Endpoint:
         if destination.connection is not None or peer.transport != "UDP":
             # Reuse the connection the message belongs to (RFC 3261 §18.2.2, RFC 5626).
             try:
-                if self.transports.send_on(data, peer) is not None:
+                flow = self.transports.send_on(data, peer)
+                if flow is not None:
+                    self._trace("out", data, flow)
                     return
             except ConnectionError:
                 pass
@@ -245,7 +251,7 @@ class Endpoint:
         try:
             if not _is_ip(peer.host):
                 peer = await self._resolve(peer)
-            await self.transports.send(data, peer, server_name=self._identities.get(peer))
+            flow = await self.transports.send(data, peer, server_name=self._identities.get(peer))
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             reason = describe_error(exc)
             log.info("%s: send failed: %s", peer, reason)
@@ -254,6 +260,15 @@ class Endpoint:
             if callable(report):
                 report(destination, self.clock())
             self.pump()
+        else:
+            self._trace("out", data, flow)
+
+    def _trace(self, direction: str, data: bytes, flow: Flow) -> None:
+        if self.on_message is not None:
+            try:
+                self.on_message(direction, data, flow)
+            except Exception:
+                log.exception("message listener failed")
 
     async def _resolve(self, peer: Peer) -> Peer:
         """A name from a URI: RFC 3263 with the transport fixed; the first target wins and
