@@ -303,6 +303,7 @@ def _run_serve(args: argparse.Namespace) -> int:
                 phone, runtime.store, data_dir=db.parent, host=args.web_host or args.host,
                 port=args.web_port, http_port=args.http_port, certfile=args.web_cert,
                 keyfile=args.web_key, ca_files=tuple(args.ca),
+                provisioning=runtime.provisioning,
             )))
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sippa import __version__
 from sippa.app.accounts import Accounts
+from sippa.app.provisioning import ProvisioningService
 from sippa.app.store import ConfigStore
 from sippa.app.webserver import TrustAnchors
 from sippa.interfaces.web.auth import COOKIE, Principal, Sessions, tokens_equal
@@ -57,6 +58,8 @@ class WebContext:
     """SHA-256 of the web server's certificate, shown so a person can check it."""
     port_follows_setting: bool = False
     """The HTTPS listener moves when Web Server Port changes (set by the web server)."""
+    provisioning: ProvisioningService | None = None
+    """The daemon's resync/updates/profiles (None: the Provisioning page says it is off)."""
     sessions: Sessions = field(init=False)
     events: EventHub = field(default_factory=EventHub)
 
@@ -146,6 +149,10 @@ def create_app(ctx: WebContext) -> FastAPI:
     # they import this module
     from sippa.interfaces.web.api import router as api_router  # noqa: PLC0415
     from sippa.interfaces.web.pages import router as pages_router  # noqa: PLC0415
+    from sippa.interfaces.web.provisioning import (  # noqa: PLC0415
+        api_router as provisioning_api,
+    )
+    from sippa.interfaces.web.provisioning import router as provisioning_pages  # noqa: PLC0415
 
     app = FastAPI(
         title="sippa",
@@ -189,7 +196,9 @@ def create_app(ctx: WebContext) -> FastAPI:
         return app.openapi()
 
     app.include_router(api_router)
+    app.include_router(provisioning_api)
     app.include_router(pages_router)
+    app.include_router(provisioning_pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(SecurityHeaders)
     return app

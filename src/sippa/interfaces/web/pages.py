@@ -21,6 +21,7 @@ from sippa.interfaces.web.api import lines_status
 from sippa.interfaces.web.app import Forbidden, WebContext, context, principal
 from sippa.interfaces.web.auth import COOKIE, PRE_COOKIE, Principal, can_see, tokens_equal
 from sippa.interfaces.web.forms import ChangeError, apply_changes, page_fields, sections
+from sippa.interfaces.web.provisioning import provisioning_view
 
 __all__ = ["router"]
 
@@ -213,9 +214,12 @@ async def info(request: Request) -> Response:
 def _settings_view(
     request: Request, who: Principal, page: str, line: int, status: int = 200, *,
     errors: dict[str, str] | None = None, submitted: dict[str, str] | None = None,
-    saved: bool = False,
+    saved: bool = False, **extra: Any,
 ) -> HTMLResponse:
     ctx = context(request)
+    if page == "Provisioning" and who.is_admin:  # resync, updates, import/export above
+        extra = {**provisioning_view(ctx), **extra}
+    action = extra.pop("action", request.url.path)
     fields = page_fields(ctx.store, page, who.role, line)
     for f in fields:
         if errors and f.name in errors:
@@ -225,7 +229,7 @@ def _settings_view(
     title = f"Ext {line}" if page == "Ext" else page
     return _render(
         request, "settings.html", who, status, title=title, groups=sections(fields),
-        errors=errors or {}, saved=saved, action=request.url.path,
+        errors=errors or {}, saved=saved, action=action, **extra,
     )
 
 

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from sippa.app.accounts import Accounts
 from sippa.app.phone import Phone
+from sippa.app.provisioning import ProvisioningService
 from sippa.app.settings import Value
 from sippa.app.store import ConfigStore
 from sippa.app.webserver import TrustAnchors, custom_ca_dir
@@ -272,11 +273,12 @@ async def run_phone_web(
     certfile: Path | None = None,
     keyfile: Path | None = None,
     ca_files: tuple[Path, ...] = (),
+    provisioning: ProvisioningService | None = None,
 ) -> None:
     """``sippa serve``'s web UI for a running phone, until cancelled."""
     accounts = Accounts(store)
     trust = TrustAnchors(custom_ca_dir(data_dir), extra_files=ca_files)
-    ctx = WebContext(store, accounts, trust, PhoneAdapter(phone))
+    ctx = WebContext(store, accounts, trust, PhoneAdapter(phone), provisioning=provisioning)
     try:
         await run_web(
             ctx, data_dir=data_dir, host=host, port=port, http_port=http_port,
