@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import fields
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sippa.errors import RemoteProtocolError
 from sippa.sdp.model import Attribute, Connection, RtpMap, parse_sdp
+from sippa.sip.grammar import SIP_URI_RE
 from sippa.sip.headers import NameAddr, Via
 from sippa.sip.message import Request, Response, parse_message
+from sippa.sip.uri import _SIP_URI_FAST_RE, Uri
 
 NAME_ADDRS = [
     '"Alice" <sip:alice@atlanta.example.com>;tag=1928301774',
@@ -156,3 +160,45 @@ def test_parsed_rtpmaps_match_the_attributes() -> None:
     with pytest.raises(RemoteProtocolError):
         parse_sdp(b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
                   b"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/0\r\n")
+
+
+URIS = [
+    "sip:alice@pc33.atlanta.example.com:5060;transport=udp",
+    "sip:proxy.biloxi.example.com;lr",
+    "sips:bob@192.0.2.4:5061;maddr=239.255.255.1;ttl=15;lr",
+    "sip:host.example.com.",
+    "sip:a;b=c@host",  # ';' in the user: general path
+    "sip:user:pass@host:99999",  # password (and a port out of range): general path
+    "sip:%61lice@host;x=%20",  # escapes: general path
+    "sip:[2001:db8::1]:5060",  # IPv6 reference: general path
+    "sip:a@host?subject=x",  # headers: general path
+    "sip:a@host;flag;x=y;x=z",
+]
+
+
+@pytest.mark.parametrize("text", URIS)
+def test_uri_fast_path_matches_general_path(text: str) -> None:
+    # an upper-case scheme keeps the fast regex from matching; the scheme is lower-cased
+    upper = "SIP" + text[3:]
+    try:
+        expected = Uri.parse(upper)
+    except RemoteProtocolError:
+        with pytest.raises(RemoteProtocolError):
+            Uri.parse(text)
+        return
+    assert Uri.parse(text) == expected
+    assert str(Uri.parse(text)) == str(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.from_regex(_SIP_URI_FAST_RE, fullmatch=True))
+def test_uri_fast_path_agrees_on_generated_uris(text: str) -> None:
+    # everything the fast regex accepts, the RFC 3261 grammar accepts with the same parts
+    assert SIP_URI_RE.fullmatch(text) is not None
+    try:
+        expected = Uri.parse("SIP" + text[3:])
+    except RemoteProtocolError:
+        with pytest.raises(RemoteProtocolError):
+            Uri.parse(text)
+        return
+    assert Uri.parse(text) == expected
