@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from sippa.app.updates import Updater, sign_manifest
 from sippa.interfaces.web import WebContext
 from sippa.net.http import FetchError, Request
 from sippa.net.tls import TrustStore
+from tests.peers.process import require_binary
 from tests.web.conftest import csrf_of
 
 KEY = Ed25519PrivateKey.generate()
@@ -205,3 +207,28 @@ async def test_user_login_refused(
     for path in ("/api/v1/provisioning/status", "/api/v1/provisioning/export"):
         assert (await user.get(path)).status_code == 403
     assert store.get("resync_periodic") == 3600
+
+
+async def test_encrypted_import_with_key(
+    with_service: WebContext, admin: httpx.AsyncClient, store: ConfigStore, tmp_path: Path
+) -> None:
+    openssl = require_binary("openssl", "openssl")
+    (tmp_path / "p.xml").write_bytes(profile(Resync_Periodic="4321"))
+    subprocess.run(
+        [str(openssl), "enc", "-aes-256-cbc", "-pbkdf2", "-salt", "-k", "pass phrase",
+         "-in", str(tmp_path / "p.xml"), "-out", str(tmp_path / "p.enc")], check=True,
+    )
+    data = (tmp_path / "p.enc").read_bytes()
+    r = await post(admin, "/provisioning/import", files={"profile": ("p.enc", data)},
+                   data={"key": "wrong"})
+    assert r.status_code == 422 and "wrong --key" in r.text
+    r = await post(admin, "/provisioning/import", files={"profile": ("p.enc", data)})
+    assert r.status_code == 422 and "encrypted" in r.text
+    assert store.get("resync_periodic") == 3600
+    r = await admin.post("/api/v1/provisioning/import", content=data, headers={
+        "x-csrf-token": await csrf_of(admin), "x-profile-key": "pass phrase"})
+    assert r.status_code == 200 and store.get("resync_periodic") == 4321
+    store.update({("resync_periodic", 0): 3600})
+    r = await post(admin, "/provisioning/import", files={"profile": ("p.enc", data)},
+                   data={"key": "pass phrase"})
+    assert r.status_code == 200 and store.get("resync_periodic") == 4321
