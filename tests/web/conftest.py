@@ -96,6 +96,13 @@ class FakePhone:
     def reload_trust(self) -> None:
         self.commands.append(("reload_trust",))
 
+    def trace(self, call_id: str) -> dict[str, Any]:
+        return {"id": call_id, "call": self._get(call_id), "entries": []}
+
+    def traces(self) -> list[dict[str, Any]]:
+        return [{"id": c, "call": v, "started": None, "messages": 0}
+                for c, v in self.active.items()]
+
     def subscribe(self, listener: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
         self.listeners.append(listener)
         return lambda: self.listeners.remove(listener)

@@ -153,6 +153,8 @@ def create_app(ctx: WebContext) -> FastAPI:
         api_router as provisioning_api,
     )
     from sippa.interfaces.web.provisioning import router as provisioning_pages  # noqa: PLC0415
+    from sippa.interfaces.web.trace import api_router as trace_api  # noqa: PLC0415
+    from sippa.interfaces.web.trace import router as trace_pages  # noqa: PLC0415
 
     app = FastAPI(
         title="sippa",
@@ -197,8 +199,10 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     app.include_router(api_router)
     app.include_router(provisioning_api)
+    app.include_router(trace_api)
     app.include_router(pages_router)
     app.include_router(provisioning_pages)
+    app.include_router(trace_pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(SecurityHeaders)
     return app

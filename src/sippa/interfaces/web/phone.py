@@ -43,6 +43,15 @@ class PhoneService(Protocol):
         """The custom trust anchors changed: use them for new TLS connections."""
         ...
 
+    def trace(self, call_id: str) -> dict[str, Any]:
+        """A call's SIP trace: ``{"id", "call": dict | None, "entries": [...]}`` (KeyError when
+        the phone has no trace of it)."""
+        ...
+
+    def traces(self) -> list[dict[str, Any]]:
+        """The calls that have a trace, newest first: ``{"id", "call", "started", "messages"}``."""
+        ...
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(kind, data)`` for each line or call event; returns an unsubscriber."""
         ...
@@ -112,6 +121,31 @@ class PhoneAdapter:
 
     def reload_trust(self) -> None:
         self.phone.reload_trust()
+
+    def trace(self, call_id: str) -> dict[str, Any]:
+        try:
+            entries = self.phone.trace(call_id)
+        except CallError:
+            raise KeyError(call_id) from None
+        call = self.phone.calls.get(call_id)
+        return {
+            "id": call_id,
+            "call": call.as_dict() if call is not None else None,
+            "entries": [e.as_dict() for e in entries],
+        }
+
+    def traces(self) -> list[dict[str, Any]]:
+        out = []
+        for call_id in self.phone.traced_calls():
+            call = self.phone.calls.get(call_id)
+            entries = self.phone.trace(call_id)
+            out.append({
+                "id": call_id,
+                "call": call.as_dict() if call is not None else None,
+                "started": entries[0].time if entries else None,
+                "messages": len(entries),
+            })
+        return out
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         def on_event(event: PhoneEvent) -> None:

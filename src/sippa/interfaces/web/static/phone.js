@@ -141,7 +141,8 @@
         el("div", { class: "head" },
           el("span", { class: "who" }, c.remote || c.peer || c.target || "call"),
           el("span", { class: "state" }, state), lock),
-        buttons, securityPanel(sec, c), plot(c.id, c.quality)));
+        buttons, el("a", { class: "trace-link", href: `/phone/calls/${encodeURIComponent(c.id)}/trace` }, "SIP trace"),
+        securityPanel(sec, c), plot(c.id, c.quality)));
     }
   }
 
