@@ -3,6 +3,7 @@ ProvisioningService and Updater (only the HTTP fetch is a local fake serving fix
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import subprocess
@@ -232,3 +233,56 @@ async def test_encrypted_import_with_key(
     r = await post(admin, "/provisioning/import", files={"profile": ("p.enc", data)},
                    data={"key": "pass phrase"})
     assert r.status_code == 200 and store.get("resync_periodic") == 4321
+
+
+class SlowServer(Server):
+    """Holds the wheel download half-way until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def __call__(self, request: Request) -> bytes:
+        if request.url.endswith(".whl") and request.progress is not None:
+            request.progress(512, 1024)
+            await self.gate.wait()
+        return await super().__call__(request)
+
+
+async def test_update_progress_then_installed_version(
+    ctx: WebContext, admin: httpx.AsyncClient, store: ConfigStore, tmp_path: Path
+) -> None:
+    server = SlowServer()
+
+    async def installer(env: Path, wheel: Path) -> None:
+        assert wheel.read_bytes() == WHEEL
+        env.mkdir(parents=True)
+
+    updater = Updater(
+        store, root=tmp_path / "rel", public_keys=[KEY.public_key()], current_version="0.1.0",
+        fetch=server, installer=installer,
+    )
+    ctx.provisioning = ProvisioningService(
+        store, data_dir=tmp_path, trust=lambda: TrustStore.from_files([], system=False),
+        mac=MAC, fetch=server, updater=updater,
+    )
+    store.update({("upgrade_rule", 0): "https://up.test/manifest.json"})
+    server.files["https://up.test/manifest.json"] = sign_manifest({
+        "name": "sippa", "version": "0.2.0", "wheel": "sippa-0.2.0-py3-none-any.whl",
+        "sha256": hashlib.sha256(WHEEL).hexdigest(), "notes": "New things.",
+    }, KEY)
+    server.files["https://up.test/sippa-0.2.0-py3-none-any.whl"] = WHEEL
+    check = asyncio.create_task(post(admin, "/provisioning/check-updates"))
+    for _ in range(200):
+        if updater.status.state == "downloading":
+            break
+        await asyncio.sleep(0.01)
+    page = await admin.get("/settings/provisioning")
+    assert '<progress value="512" max="1024">' in page.text
+    assert "Release 0.2.0" in page.text and "New things." in page.text
+    server.gate.set()
+    r = await check
+    assert r.status_code == 200 and "Update check done: installed." in r.text
+    status = (await admin.get("/api/v1/provisioning/status")).json()["updates"]
+    assert status["current_version"] == "0.2.0" and status["progress"] is None
+    assert "<progress" not in (await admin.get("/settings/provisioning")).text
