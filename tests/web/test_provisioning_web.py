@@ -11,12 +11,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+import schemathesis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
+from sippa.app.accounts import Accounts
 from sippa.app.provisioning import ProvisioningService
 from sippa.app.store import ConfigStore
 from sippa.app.updates import Updater, sign_manifest
-from sippa.interfaces.web import WebContext
+from sippa.app.webserver import TrustAnchors
+from sippa.interfaces.web import WebContext, create_app
 from sippa.net.http import FetchError, Request
 from sippa.net.tls import TrustStore
 from tests.peers.process import require_binary
@@ -286,3 +292,40 @@ async def test_update_progress_then_installed_version(
     status = (await admin.get("/api/v1/provisioning/status")).json()["updates"]
     assert status["current_version"] == "0.2.0" and status["progress"] is None
     assert "<progress" not in (await admin.get("/settings/provisioning")).text
+
+
+def test_provisioning_api_fuzzed(tmp_path: Path) -> None:
+    """The provisioning operations with a running service: random profiles never make a 500."""
+    store = ConfigStore(tmp_path / "sippa.db", lines=2)
+    accounts = Accounts(store)
+    try:
+        accounts.set_password("admin", "Adm1n-secret")
+        headers = {"Authorization": f"Bearer {accounts.create_token('admin', 'fuzz')}"}
+        server = Server()
+        service = ProvisioningService(
+            store, data_dir=tmp_path, trust=lambda: TrustStore.from_files([], system=False),
+            mac=MAC, fetch=server,
+        )
+        store.update({("profile_rule", 0): "https://prov.test/p.xml"})
+        ctx = WebContext(store, accounts, TrustAnchors(tmp_path / "ca", system=False),
+                         provisioning=service)
+        schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", create_app(ctx),
+                                                headers=headers)
+        operations = [r.ok() for r in schema.get_all_operations()
+                      if r.ok().path.startswith("/api/v1/provisioning/")]
+        assert len(operations) == 5
+        checks = [not_a_server_error, response_schema_conformance, status_code_conformance]
+        for operation in operations:
+
+            @given(case=operation.as_strategy())
+            @settings(max_examples=15, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            def run(case: schemathesis.Case) -> None:
+                response = case.call(headers=headers)
+                case.validate_response(response, checks=checks)
+
+            run()
+        assert store.get("resync_periodic") == 3600
+    finally:
+        accounts.close()
+        store.close()
