@@ -184,6 +184,19 @@ def test_web_end_to_end(daemon: tuple[int, Path], kamailio: Kamailio, baresip: B
             page.locator("#history tbody tr").first.wait_for(timeout=10000)
             assert "echo" in page.locator("#history tbody").inner_text()
 
+            # that call's SIP trace: a ladder diagram; an arrow opens its full message
+            page.click(".traces-link a")
+            page.locator("table.traces tbody tr", has_text="echo").first.locator("a").click()
+            page.locator("svg.ladder").wait_for(timeout=10000)
+            labels = page.locator("svg.ladder text.label").all_text_contents()
+            assert labels[0] == "INVITE" and "ACK" in labels and "BYE" in labels, labels
+            page.locator("svg.ladder a").first.click()
+            page.locator("#msg-0").wait_for(state="visible", timeout=5000)
+            assert "inline:***" in page.locator("#msg-0").inner_text()
+            _shot(page, "trace")
+            page.goto(base + "/phone")
+            page.select_option("#line", "2")
+
             # baresip over TLS with SRTP: the padlock, and baresip's certificate in the details
             page.fill("#target", f"sips:{baresip.user}@127.0.0.1:{baresip.tls_port}")
             page.click("#dial")
