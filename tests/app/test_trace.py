@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sippa.app.call import CallState
-from sippa.app.echo import EchoService
+from sippa.app.echo import EchoService, make_self_signed
 from sippa.app.phone import CallError, Phone, PhoneOptions
 from sippa.app.store import ConfigStore
 from sippa.app.trace import TraceStore, message_head, redact
@@ -89,6 +89,14 @@ def test_digest_response_and_sdes_keys_are_masked() -> None:
     assert 'response=***' in entry.text and "response=***," in entry.text
     assert "inline:***|2^20|1:32" in entry.text
     assert 'username="alice"' in entry.text and 'nonce="n1"' in entry.text  # the rest stays
+    assert redact("To: <sip:bob:s3cret@h:5060;transport=tls>") == (
+        "To: <sip:bob:***@h:5060;transport=tls>"
+    )
+    for kept in ("Contact: <sip:bob@[::1]:5060>", "Record-Route: <sip:[::1]:5061;lr>"):
+        assert redact(kept) == kept
+    for kept in ("Contact: <sip:bob@h:5060>", "Route: <sip:10.0.0.1:5060;lr>",
+                 "Via: SIP/2.0/UDP h:5060;branch=z9hG4bK1", "m=audio 4000 RTP/SAVP 0"):
+        assert redact(kept) == kept
     # a header that merely has a parameter named response is not an Authorization header
     assert redact("X-Note: response=keep\r\n") == "X-Note: response=keep\r\n"
 
@@ -138,3 +146,48 @@ async def test_echo_call_trace_holds_the_dialog_in_order(
     assert "inline:***" in invite  # the SDES key we offered is not in the trace
     assert all("inline:***" in e.text for e in entries if "a=crypto:" in e.text)
     assert [e.time for e in entries] == sorted(e.time for e in entries)
+
+
+async def test_callee_traces_incoming_calls_and_refusals(tmp_path: Path) -> None:
+    cert = make_self_signed(tmp_path / "b")
+    b_store = ConfigStore(":memory:", lines=1)
+    b_store.update({("line_enable", 1): True, ("user_id", 1): "bob", ("dnd", 1): True,
+                    ("rtp_port_min", 0): 40000, ("rtp_port_max", 0): 44999})
+    a_store = ConfigStore(":memory:", lines=1)
+    a_store.update({("line_enable", 1): True, ("user_id", 1): "alice",
+                    ("rtp_port_min", 0): 40000, ("rtp_port_max", 0): 44999})
+    bob = Phone(b_store, PhoneOptions(system_ca=False, tls_cert=cert.cert, tls_key=cert.key,
+                                      history=False))
+    alice = Phone(a_store, PhoneOptions(system_ca=False, tls_port=None, history=False,
+                                        extra_ca_pem=[cert.pem]))
+    async with bob, alice:
+        host, port = bob.local["tls"]
+        refused = await alice.dial(f"sips:bob@{host}:{port}")
+        await alice.wait_call(refused.id, lambda c: c.is_over, 5)
+        b_store.set("dnd", False, 1)
+        await asyncio.sleep(0.1)
+        call = await alice.dial(f"sips:bob@{host}:{port}")
+        for _ in range(100):
+            ringing = [c for c in bob.calls.values() if c.state is CallState.INCOMING]
+            if ringing:
+                break
+            await asyncio.sleep(0.02)
+        await bob.answer(ringing[0].id)
+        await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 5)
+        await alice.hangup(call.id)
+        await bob.wait_call(ringing[0].id, lambda c: c.is_over, 5)
+        await asyncio.sleep(0.1)
+        traced = bob.traced_calls()
+        assert len(traced) == 2 and traced[0] == ringing[0].id
+        incoming = [(e.direction, e.label) for e in bob.trace(ringing[0].id)]
+        first_refused = [(e.direction, e.label) for e in bob.trace(traced[1])]
+        caller = [(e.direction, e.label) for e in alice.trace(call.id)]
+    a_store.close()
+    b_store.close()
+    assert incoming[0] == ("in", "INVITE")
+    assert ("out", "180 Ringing") in incoming and ("in", "ACK") in incoming
+    assert incoming[-2:] == [("in", "BYE"), ("out", "200 OK")], incoming
+    # the caller saw the same dialog from the other side
+    assert caller[0] == ("out", "INVITE") and caller[-2:] == [("out", "BYE"), ("in", "200 OK")]
+    assert first_refused[0] == ("in", "INVITE")
+    assert ("out", "486 Busy Here") in first_refused, first_refused

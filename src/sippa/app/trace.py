@@ -5,8 +5,9 @@ message (:attr:`sippa.net.endpoint.Endpoint.on_message`); :class:`TraceStore` ke
 INVITE dialogs, grouped by SIP Call-ID, in ring buffers bounded by messages per call and by
 calls, so memory stays bounded however long the phone runs.
 
-Secrets never enter the store: digest ``response=`` values (RFC 3261 §22.4, RFC 7616 §3.4)
-and SDES ``inline:`` keys (RFC 4568 §6.1) are masked before a message is kept.
+Secrets never enter the store: digest ``response=`` values (RFC 3261 §22.4, RFC 7616 §3.4),
+SDES ``inline:`` keys (RFC 4568 §6.1) and passwords in SIP URIs are masked before a message
+is kept.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ _AUTH_LINE = re.compile(r"^((?:proxy-)?authorization[ \t]*:.*)$", re.IGNORECASE 
 _RESPONSE = re.compile(r'(\bresponse[ \t]*=[ \t]*)("[^"]*"|[^,\s]*)', re.IGNORECASE)
 # a=crypto:<tag> <suite> inline:<key||lifetime|MKI> (RFC 4568 §9.2): mask the key only
 _INLINE = re.compile(r"(inline:)([A-Za-z0-9+/=]+)", re.IGNORECASE)
+# userinfo = user [":" password] "@" (RFC 3261 §19.1.1, NOT RECOMMENDED, but peers send it)
+_URI_PASSWORD = re.compile(r"(\bsips?:[^:@\s;>\"]+:)([^@\s;>\"]+)(@)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +102,9 @@ def message_head(data: bytes) -> tuple[str, str | None, str | None]:
 
 
 def redact(text: str) -> str:
-    """``text`` with digest responses and SDES keys masked (never shown, never stored)."""
+    """``text`` with digest responses, SDES keys and URI passwords masked (never shown)."""
     text = _AUTH_LINE.sub(lambda m: _RESPONSE.sub(rf"\g<1>{MASK}", m.group(1)), text)
+    text = _URI_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
     return _INLINE.sub(rf"\g<1>{MASK}", text)
 
 
