@@ -71,6 +71,21 @@ def test_bounds_on_messages_and_calls() -> None:
         TraceStore(max_calls=0)
 
 
+def test_bound_on_characters_per_call() -> None:
+    store = TraceStore(max_messages=100, max_call_text=3000)
+    big = "x" * 800  # about 940 characters a message: three fit
+    _record(store, _msg("INVITE sip:x SIP/2.0", "big", "1 INVITE", body=big), now=0.0)
+    for n in range(1, 6):
+        _record(store, _msg("INFO sip:x SIP/2.0", "big", f"{n + 1} INFO", body=big), now=n)
+    kept = store.get("big")
+    assert sum(len(e.text) for e in kept) <= 3000
+    assert [e.time for e in kept] == [3.0, 4.0, 5.0]  # the newest whole messages stay
+    huge = _msg("INFO sip:x SIP/2.0", "big", "9 INFO", body="y" * 20000)
+    entry = _record(store, huge, now=9.0)
+    assert entry is not None and len(entry.text) == 8192  # one message is cut, and kept alone
+    assert store.get("big") == [entry]
+
+
 def test_digest_response_and_sdes_keys_are_masked() -> None:
     key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
     auth = ('Authorization: Digest username="alice", realm="r", nonce="n1", uri="sip:x", '

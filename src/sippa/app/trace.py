@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "MAX_CALLS",
+    "MAX_CALL_TEXT",
     "MAX_MESSAGES",
     "TraceEntry",
     "TraceStore",
@@ -30,8 +31,11 @@ MAX_MESSAGES = 200
 """Messages kept per call (the oldest go first: a long call's re-INVITEs cannot grow it)."""
 MAX_CALLS = 50
 """Calls kept (as many as ``Phone.calls`` keeps ended calls)."""
-MAX_TEXT = 16384
+MAX_TEXT = 8192
 """Characters of one message kept (a huge body is cut, its head is what a trace needs)."""
+MAX_CALL_TEXT = 256 * 1024
+"""Characters kept per call, all messages together: with :data:`MAX_CALLS` the store holds
+at most ~13 M characters however large the messages peers send."""
 
 MASK = "***"
 
@@ -115,12 +119,19 @@ def _hostport(host: str, port: int) -> str:
 class TraceStore:
     """Recent messages of recent INVITE dialogs, per SIP Call-ID (bounded ring buffers)."""
 
-    def __init__(self, max_calls: int = MAX_CALLS, max_messages: int = MAX_MESSAGES) -> None:
+    def __init__(
+        self,
+        max_calls: int = MAX_CALLS,
+        max_messages: int = MAX_MESSAGES,
+        max_call_text: int = MAX_CALL_TEXT,
+    ) -> None:
         if max_calls < 1 or max_messages < 1:
             raise ValueError("a trace keeps at least one call and one message")
         self.max_calls = max_calls
         self.max_messages = max_messages
+        self.max_call_text = max_call_text
         self._calls: OrderedDict[str, deque[TraceEntry]] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # Call-ID -> characters of its kept texts
 
     def record(
         self,
@@ -144,14 +155,21 @@ class TraceStore:
             if method != "INVITE":
                 return None
             entries = self._calls[call_id] = deque(maxlen=self.max_messages)
+            self._sizes[call_id] = 0
             while len(self._calls) > self.max_calls:
-                self._calls.popitem(last=False)
+                gone, _ = self._calls.popitem(last=False)
+                del self._sizes[gone]
         text = data[:MAX_TEXT].decode("utf-8", "replace")
         entry = TraceEntry(
             now, direction, transport.upper(), _hostport(*local), _hostport(*remote),
             redact(first), redact(text),
         )
+        if len(entries) == entries.maxlen:
+            self._sizes[call_id] -= len(entries[0].text)
         entries.append(entry)
+        self._sizes[call_id] += len(entry.text)
+        while self._sizes[call_id] > self.max_call_text and len(entries) > 1:
+            self._sizes[call_id] -= len(entries.popleft().text)
         return entry
 
     def get(self, call_id: str) -> list[TraceEntry]:
