@@ -305,3 +305,29 @@ async def test_bad_bytes_after_a_good_message_close_the_stream_at_once() -> None
         writer.close()
     finally:
         await lb.close()
+
+
+async def test_tls_to_an_ip_without_a_name_checks_the_ip_in_the_certificate(
+    certs: LabCerts,
+) -> None:
+    """A Contact like sip:bob@127.0.0.1;transport=tls has only an IP to check (RFC 5922 §7.2):
+    a certificate with that IP address passes, one without it is refused cleanly."""
+    client_ctx = make_client_context([certs.ca.cert], require_group_policy=False)
+    for pair, accepted in ((certs.server, True), (certs.evil, False)):
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(pair.cert, pair.key)
+        a, b = Sink(), Sink()
+        la = a.layer(tls_client=lambda name: client_ctx)
+        lb = b.layer(tls_server=server_ctx)
+        try:
+            host, port = await lb.listen("TLS", "127.0.0.1", 0)
+            if accepted:
+                flow = await la.send(OPTIONS, Peer.of("TLS", host, port))
+                assert flow.tls is not None and flow.tls.verified
+                assert flow.tls.server_name == "127.0.0.1"
+            else:
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    await la.send(OPTIONS, Peer.of("TLS", host, port))
+        finally:
+            await la.close()
+            await lb.close()

@@ -252,7 +252,8 @@ class Endpoint:
             if not _is_ip(peer.host):
                 peer = await self._resolve(peer)
             flow = await self.transports.send(data, peer, server_name=self._identities.get(peer))
-        except (OSError, ssl.SSLError, TimeoutError) as exc:
+        except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
+            # ValueError: the ssl module refusing a connection it cannot check
             reason = describe_error(exc)
             log.info("%s: send failed: %s", peer, reason)
             self._flow_lost(FlowLost(peer, reason, True))

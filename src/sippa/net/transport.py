@@ -441,6 +441,9 @@ class TransportLayer:
             if self._tls_client is None:
                 sock.close()
                 raise ssl.SSLError("no TLS client context configured")
+            # No name to check (a Contact or Via with an IP address): the certificate must
+            # name that IP address (RFC 5922 §7.2: the identity is the URI's host).
+            server_name = server_name or peer.host
             ctx = self._tls_client(server_name)
         loop = asyncio.get_running_loop()
         try:
