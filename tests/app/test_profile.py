@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sippa.app.profile import (
 from sippa.app.rules import RuleError, parse_rule
 from sippa.app.settings import SCHEMA, Access, Kind, Setting
 from sippa.app.store import ConfigStore
+from tests.peers.process import require_binary
 
 
 def _other_value(s: Setting, line: int) -> str:
@@ -217,10 +217,7 @@ def test_gzip_profile_and_gzip_bomb() -> None:
 
 
 def _openssl() -> str:
-    path = shutil.which("openssl")
-    if path is None:
-        pytest.skip("openssl not installed")
-    return path
+    return require_binary("openssl", "openssl")  # skips locally, fails in CI
 
 
 @pytest.mark.parametrize(
