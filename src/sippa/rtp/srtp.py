@@ -9,6 +9,11 @@ setters (``srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80``/``_32``), called thr
 the very shared object that pylibsrtp loaded, so every suite runs the same C code. The tests
 check each suite against published vectors and libsrtp's known-answer packets.
 
+Interop: baresip 1.0 tags SRTCP of AES_CM_128_HMAC_SHA1_32 with 32 bits instead of the 80 of
+RFC 4568 §6.2.1. An inbound context of that suite only keeps a second libsrtp session whose
+RTCP policy has the short tag: it is tried when the standard tag fails (first, once the peer
+used it), authenticates on its own and keeps its own replay list (see ``rtcp_short_tag``).
+
 The per-packet path is lean on purpose (the media engine pushes tens of thousands of packets a
 second): one preallocated C buffer and length cell per context, a single C call, no objects.
 """
@@ -16,6 +21,7 @@ second): one preallocated C buffer and length cell per context, a single C call,
 from __future__ import annotations
 
 import ctypes
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -26,6 +32,8 @@ from pylibsrtp import _binding
 from sippa.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = ["DEFAULT_REPLAY_WINDOW", "SUITES", "SrtpContext", "SrtpError", "SrtpSuite"]
+
+_log = logging.getLogger(__name__)
 
 _ffi: Any = _binding.ffi
 _lib: Any = _binding.lib
@@ -72,6 +80,12 @@ _SETTERS: Final = {
     "AEAD_AES_128_GCM": ("aes_gcm_128_16_auth", "aes_gcm_128_16_auth"),
     "AEAD_AES_256_GCM": ("aes_gcm_256_16_auth", "aes_gcm_256_16_auth"),
 }
+
+# Interop: baresip 1.0 (libre) protects SRTCP of this suite with a 32-bit tag, where RFC 4568
+# §6.2.1 and RFC 3711 §3.4 use 80 bits. Inbound contexts of this suite only keep a second
+# session whose RTCP policy has the short tag, tried when the standard tag fails.
+_SHORT_SRTCP_SUITES: Final = {"AES_CM_128_HMAC_SHA1_32": "aes_cm_128_hmac_sha1_32"}
+_SHORT_TAG_CUT: Final = 10 - 4  # octets between the standard and the short HMAC-SHA1 tag
 
 SUITES: Final[Mapping[str, SrtpSuite]] = MappingProxyType(
     {
@@ -145,10 +159,13 @@ class SrtpContext:
         "_buffer",
         "_len",
         "_session",
+        "_short",
+        "_short_first",
         "_srtp",
         "auth_failures",
         "outbound",
         "replays",
+        "rtcp_short_tag",
         "suite",
     )
 
@@ -176,25 +193,40 @@ class SrtpContext:
         self.outbound = outbound
         self.auth_failures = 0
         self.replays = 0
+        self.rtcp_short_tag = 0  # SRTCP packets accepted with a 32-bit tag (baresip interop)
 
-        policy = _ffi.new("srtp_policy_t *")
         rtp_setter, rtcp_setter = _SETTERS[suite]
-        _policy_setter(rtp_setter)(_address(_ffi.addressof(policy.rtp)))
-        _policy_setter(rtcp_setter)(_address(_ffi.addressof(policy.rtcp)))
+        short_setter = None if outbound else _SHORT_SRTCP_SUITES.get(suite)
         key = _ffi.new("unsigned char[]", master_key_and_salt)
-        policy.key = key
-        policy.ssrc.type = _lib.ssrc_any_outbound if outbound else _lib.ssrc_any_inbound
-        policy.window_size = replay_window
-        # Let an outbound stream resend a packet verbatim (same index, same keystream).
-        policy.allow_repeat_tx = 1 if allow_repeat_tx else 0
-        srtp = _ffi.new("srtp_t *")
-        rc = _lib.srtp_create(srtp, policy)
-        # libsrtp derived its session keys: wipe our copy of the master key.
-        _ffi.memmove(key, bytes(len(master_key_and_salt)), len(master_key_and_salt))
-        if rc != 0:
-            raise LocalProtocolError(f"libsrtp refused the {suite} policy (error {rc})")
-        self._srtp = _ffi.gc(srtp, _dealloc)
-        self._session = srtp[0]
+        try:
+            self._srtp = _create(
+                suite,
+                key,
+                rtp_setter=rtp_setter,
+                rtcp_setter=rtcp_setter,
+                outbound=outbound,
+                replay_window=replay_window,
+                allow_repeat_tx=allow_repeat_tx,
+            )
+            # Same master key and salt, same replay window; its own replay list.
+            self._short = (
+                None
+                if short_setter is None
+                else _create(
+                    suite,
+                    key,
+                    rtp_setter=rtp_setter,
+                    rtcp_setter=short_setter,
+                    outbound=False,
+                    replay_window=replay_window,
+                    allow_repeat_tx=False,
+                )
+            )
+        finally:
+            # libsrtp derived its session keys: wipe our copy of the master key.
+            _ffi.memmove(key, bytes(len(master_key_and_salt)), len(master_key_and_salt))
+        self._session = self._srtp[0]
+        self._short_first = False
         self._buf = _ffi.new("unsigned char[]", _MAX_PACKET + _MAX_TRAILER)
         self._buffer = _ffi.buffer(self._buf)
         self._len = _ffi.new("int *")
@@ -244,18 +276,59 @@ class SrtpContext:
         return out
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
-        """Authenticate and decrypt one SRTCP packet; raises :class:`SrtpError` if it fails."""
+        """Authenticate and decrypt one SRTCP packet; raises :class:`SrtpError` if it fails.
+
+        An inbound AES_CM_128_HMAC_SHA1_32 context also accepts a 32-bit SRTCP tag (baresip),
+        counted in :attr:`rtcp_short_tag`; once a peer used it, that tag is tried first.
+        """
         n = len(srtcp)
         if n < _MIN_RTCP or n > _MAX_PACKET:
             raise SrtpError(f"SRTCP packet of {n} octets")
+        short = self._short
+        if short is None:
+            rc = self._unprotect_rtcp_in(self._session, srtcp, n)
+            if rc:
+                raise self._error(rc)
+            out: bytes = self._buffer[0 : self._len[0]]
+            return out
+        return self._unprotect_rtcp_either(short[0], srtcp, n)
+
+    def _unprotect_rtcp_in(self, session: Any, srtcp: bytes, n: int) -> int:
         _memmove(self._buf, srtcp, n)
         length = self._len
         length[0] = n
-        rc = _lib.srtp_unprotect_rtcp(self._session, self._buf, length)
-        if rc:
-            raise self._error(rc)
-        out: bytes = self._buffer[0 : length[0]]
-        return out
+        rc: int = _lib.srtp_unprotect_rtcp(session, self._buf, length)
+        return rc
+
+    def _unprotect_rtcp_either(self, short: Any, srtcp: bytes, n: int) -> bytes:
+        # Each session authenticates on its own (no packet passes without a valid tag) and
+        # keeps its own replay list. The 32-bit tag is a prefix of the 80-bit one (both
+        # truncate the same HMAC-SHA1, RFC 3711 §4.2.1), so a standard packet cut short would
+        # be new to the short session: every standard packet accepted is also recorded there.
+        order = ((short, True), (self._session, False))
+        if not self._short_first:
+            order = order[::-1]
+        first_rc = 0
+        for session, is_short in order:
+            rc = self._unprotect_rtcp_in(session, srtcp, n)
+            if rc == 0:
+                out: bytes = self._buffer[0 : self._len[0]]
+                if is_short:
+                    self.rtcp_short_tag += 1
+                    if not self._short_first:
+                        self._short_first = True
+                        _log.info(
+                            "%s: the peer uses a non-standard 32-bit SRTCP tag "
+                            "(RFC 4568 §6.2.1 says 80 bits); accepting it",
+                            self.suite.name,
+                        )
+                elif n - _SHORT_TAG_CUT >= _MIN_RTCP:
+                    self._unprotect_rtcp_in(short, srtcp[:-_SHORT_TAG_CUT], n - _SHORT_TAG_CUT)
+                return out
+            if not first_rc:
+                first_rc = rc
+        # Report what the session this peer is believed to use said.
+        raise self._error(first_rc)
 
     def _error(self, rc: int) -> SrtpError:
         if rc == _ERR_AUTH_FAIL:
@@ -267,6 +340,32 @@ class SrtpContext:
     def __repr__(self) -> str:  # never shows key material
         direction = "outbound" if self.outbound else "inbound"
         return f"<SrtpContext {self.suite.name} {direction}>"
+
+
+def _create(
+    suite: str,
+    key: Any,
+    *,
+    rtp_setter: str,
+    rtcp_setter: str,
+    outbound: bool,
+    replay_window: int,
+    allow_repeat_tx: bool,
+) -> Any:
+    """A libsrtp session (``srtp_t *``, freed with it) for one policy."""
+    policy = _ffi.new("srtp_policy_t *")
+    _policy_setter(rtp_setter)(_address(_ffi.addressof(policy.rtp)))
+    _policy_setter(rtcp_setter)(_address(_ffi.addressof(policy.rtcp)))
+    policy.key = key
+    policy.ssrc.type = _lib.ssrc_any_outbound if outbound else _lib.ssrc_any_inbound
+    policy.window_size = replay_window
+    # Let an outbound stream resend a packet verbatim (same index, same keystream).
+    policy.allow_repeat_tx = 1 if allow_repeat_tx else 0
+    srtp = _ffi.new("srtp_t *")
+    rc = _lib.srtp_create(srtp, policy)
+    if rc != 0:
+        raise LocalProtocolError(f"libsrtp refused the {suite} policy (error {rc})")
+    return _ffi.gc(srtp, _dealloc)
 
 
 def _dealloc(srtp: Any) -> None:
