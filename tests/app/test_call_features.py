@@ -214,7 +214,9 @@ async def test_incoming_calls_reach_the_line_they_name(phones: dict[str, Phone],
     assert call.status_code == 603 and call.end_reason == "rejected (603)"
 
 
-async def test_call_forward_answers_302_with_the_target(phones: dict[str, Phone]) -> None:
+async def test_call_forward_answers_302_and_the_caller_follows_it(
+    phones: dict[str, Phone],
+) -> None:
     alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
     seen: list[bytes] = []
     assert alice.endpoint is not None and alice.core is not None
@@ -229,12 +231,86 @@ async def test_call_forward_answers_302_with_the_target(phones: dict[str, Phone]
     bob.store.set("cfwd_all_dest_line", _uri(carol, "carol"), 1)
     await asyncio.sleep(0.05)
     call = await alice.dial(_uri(bob, "bob"))
-    await alice.wait_call(call.id, lambda c: c.is_over, 5)
-    assert call.status_code == 302
+    handle = call.id
+    # RFC 3261 §8.1.3.4: alice calls the Contact of the 302 on the same call; carol answers
+    await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 5)
     moved = next(m for m in seen if m.startswith(b"SIP/2.0 302"))
     assert f"Contact: <{_uri(carol, 'carol')}>".encode() in moved
     assert bob.history is not None
     assert bob.history.recent(1)[0].end_reason == f"forwarded to {_uri(carol, 'carol')}"
+    assert call.id == handle and alice.calls[handle] is call
+    assert call.redirected_from == [_uri(bob, "bob")]
+    assert call.remote == _uri(carol, "carol")
+    assert call.as_dict()["redirected_from"] == [_uri(bob, "bob")]
+    assert call.security().padlock
+    c_call = next(c for c in carol.calls.values() if c.state is CallState.ACTIVE)
+    await alice.hangup(call.id)
+    await carol.wait_call(c_call.id, lambda c: c.is_over, 5)
+    assert alice.history is not None and len(alice.history.recent(10)) == 1
+
+
+@pytest.mark.parametrize("through_carol", [False, True], ids=["b-to-b", "b-to-c-to-b"])
+async def test_a_redirect_loop_stops_after_the_limit(
+    phones: dict[str, Phone], through_carol: bool
+) -> None:
+    from sippa.app.phone import MAX_REDIRECTS
+
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    if through_carol:
+        bob.store.set("cfwd_all_dest_line", _uri(carol, "carol"), 1)
+        carol.store.set("cfwd_all_dest_line", _uri(bob, "bob"), 1)
+    else:
+        bob.store.set("cfwd_all_dest_line", _uri(bob, "bob"), 1)
+    await asyncio.sleep(0.05)
+    call = await alice.dial(_uri(bob, "bob"))
+    await alice.wait_call(call.id, lambda c: c.is_over, 10)
+    assert call.status_code == 302
+    assert len(call.redirected_from) == MAX_REDIRECTS
+    assert call.end_reason is not None and "too many times" in call.end_reason
+    assert bob.history is not None and carol.history is not None
+    forwarded = len(bob.history.recent(20)) + len(carol.history.recent(20))
+    assert forwarded == MAX_REDIRECTS + 1  # each INVITE was answered by one 302
+
+
+async def _redirect_by_hand(bob: Phone, status: int, contact: str) -> None:
+    """bob answers the ringing call with ``status`` and ``Contact: <contact>``."""
+    b_call = (await _ringing(bob))[0]
+    assert bob.core is not None
+    bob.core.redirects[b_call.id] = contact
+    bob.core.reject(b_call.id, bob._now(), status)
+    bob._pump()
+
+
+async def test_305_use_proxy_is_not_followed(phones: dict[str, Phone]) -> None:
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    call = await alice.dial(_uri(bob, "bob"))
+    await _redirect_by_hand(bob, 305, _uri(carol, "carol"))
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 305 and call.redirected_from == []
+    assert call.end_reason is not None and "Use Proxy is not followed" in call.end_reason
+    await asyncio.sleep(0.1)
+    assert not carol.calls
+
+
+async def test_a_sips_call_is_not_redirected_to_sip(phones: dict[str, Phone]) -> None:
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    host, port = carol.local["tls"]
+    call = await alice.dial(_uri(bob, "bob"))
+    await _redirect_by_hand(bob, 302, f"sip:carol@{host}:{port};transport=tls")
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 302 and call.redirected_from == []
+    assert call.end_reason is not None and "downgrade the sips call" in call.end_reason
+    await asyncio.sleep(0.1)
+    assert not carol.calls
+
+
+async def test_a_redirect_to_a_non_sip_scheme_is_not_followed(phones: dict[str, Phone]) -> None:
+    alice, bob = phones["alice"], phones["bob"]
+    call = await alice.dial(_uri(bob, "bob"))
+    await _redirect_by_hand(bob, 301, "mailto:carol@example.com")
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 301 and call.redirected_from == []
+    assert call.end_reason is not None and "no acceptable target" in call.end_reason
 
 
 async def test_early_media_before_the_answer(phones: dict[str, Phone], tmp_path: Path) -> None:

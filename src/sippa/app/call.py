@@ -111,6 +111,8 @@ class Call:
     """Our pending re-INVITE puts the call on hold (False: takes it off hold)."""
     transfer_from: str | None = None
     """The call whose REFER created this one."""
+    redirected_from: list[str] = field(default_factory=list)
+    """Targets a 3xx moved this outgoing call away from, oldest first (RFC 3261 §8.1.3.4)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _media_task: asyncio.Task[None] | None = None
 
@@ -168,4 +170,5 @@ class Call:
             "status_code": self.status_code,
             "duration": round(self.duration(), 3),
             "dtmf_received": "".join(self.dtmf_received),
+            "redirected_from": list(self.redirected_from),
         }

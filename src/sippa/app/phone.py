@@ -677,18 +677,7 @@ class Phone:
         direct = target.strip() in self.options.aliases  # built-in services are local
         uri = self._target_uri(target, cfg)
         hop, peer, server_name = await self._first_hop(cfg, uri, direct=direct)
-        plan = plan_offer(
-            cfg.policy,
-            signalling_is_tls=peer.transport == "TLS",
-            keys_only_over_tls=cfg.keys_only_over_tls,
-        )
-        if not plan.allowed:
-            self._record_refused(number, str(uri), plan.reason or "refused by policy")
-            raise CallError(plan.reason or "the secure-call policy refuses this call")
-        if server_name is not None and peer.transport == "TLS":
-            self.endpoint.expect_identity(peer, server_name)  # type: ignore[union-attr]
-            if not cfg.tls_name_validate:
-                self._insecure_names.add(server_name)
+        plan = self._outgoing_plan(cfg, number, uri, peer, server_name)
         port = self.media.reserve_port(rtcp_mux=True)
         neg = self._negotiator(cfg, plan, port)
         offer = neg.create_offer()
@@ -704,6 +693,85 @@ class Phone:
         self._pump()
         self._call_changed(call)
         return call
+
+    def _outgoing_plan(
+        self, cfg: LineConfig, number: int, uri: Uri, peer: Peer, server_name: str | None,
+        *, record: bool = True,
+    ) -> OfferPlan:
+        """The secure-call policy's verdict on calling ``uri`` via ``peer`` (CallError if
+        refused); a TLS hop is told the name it must prove."""
+        plan = plan_offer(
+            cfg.policy,
+            signalling_is_tls=peer.transport == "TLS",
+            keys_only_over_tls=cfg.keys_only_over_tls,
+        )
+        if not plan.allowed:
+            if record:
+                self._record_refused(number, str(uri), plan.reason or "refused by policy")
+            raise CallError(plan.reason or "the secure-call policy refuses this call")
+        if server_name is not None and peer.transport == "TLS":
+            self.endpoint.expect_identity(peer, server_name)  # type: ignore[union-attr]
+            if not cfg.tls_name_validate:
+                self._insecure_names.add(server_name)
+        return plan
+
+    async def _follow_redirect(self, call: Call, event: CallEnded) -> None:
+        """A 3xx ended our INVITE: call its best acceptable Contact on the same ``Call``
+        (RFC 3261 §8.1.3.4), or end the call saying why not."""
+        status = event.status
+        target = _redirect_target(call, event)
+        if isinstance(target, str):
+            await self._finish(call, target, status)
+            return
+        if self.core is None or self.media is None:
+            await self._finish(call, "the phone is stopping", status)
+            return
+        cfg = self.lines[call.line].config
+        try:
+            if target.scheme == "tel":  # a number: through the line's proxy (RFC 3966 §4)
+                if not cfg.proxy:
+                    raise CallError("a tel: target needs a proxy on the line")
+                target = self._target_uri(target.user or "", cfg)
+            if call.remote.lower().startswith("sips:") and not target.is_secure:
+                raise CallError("it would downgrade the sips call")
+            hop, peer, server_name = await self._first_hop(cfg, target, direct=False)
+            if call.is_over:  # hung up meanwhile
+                return
+            plan = self._outgoing_plan(cfg, call.line, target, peer, server_name, record=False)
+        except (CallError, OSError, ProtocolError) as exc:
+            why = exc.reason if isinstance(exc, ProtocolError) else str(exc)
+            await self._finish(call, f"redirected ({status}) to {target}: {why}", status)
+            return
+        # the attempt that was redirected may have started early media: drop it
+        if call._media_task is not None:
+            call._media_task.cancel()
+            call._media_task = None
+        stream, call.stream, call.params = call.stream, None, None
+        if stream is not None:
+            await self.media.stop_stream(stream)
+        else:
+            self.media.release_port(call.local_port)
+        if call.is_over:  # hung up meanwhile
+            return
+        try:
+            call.local_port = self.media.reserve_port(rtcp_mux=True)
+        except OSError as exc:
+            await self._finish(call, f"redirected ({status}) to {target}: no RTP port: {exc}",
+                               status)
+            return
+        call.negotiator = self._negotiator(cfg, plan, call.local_port)
+        offer = call.negotiator.create_offer()
+        self._use_line(cfg, hop)
+        call.redirected_from.append(call.remote)
+        call.remote = str(target)
+        call.first_hop = peer
+        call.signalling = SignallingFacts(peer.transport)
+        call.state = CallState.DIALING
+        self.core.invite(target, self._now(), body=bytes(offer), handle=call.id)
+        self._remember_call_id(call.id, self.core.sip_call_id(call.id))
+        log.info("[%s] redirected (%s) to %s via %s", call.id, status, target, peer)
+        self._pump()
+        self._call_changed(call)
 
     def _record_refused(self, line: int, remote: str, reason: str) -> None:
         if self.history is not None:
@@ -872,7 +940,13 @@ class Phone:
             self._on_confirmed(event)
         elif isinstance(event, CallEnded):
             call = self.calls.get(event.call)
-            if call is not None:
+            if call is None:
+                pass
+            elif (call.direction == "outgoing" and call.end_reason is None  # not hung up
+                  and event.status is not None and 300 <= event.status < 400
+                  and event.reason == "rejected"):
+                self._spawn(self._follow_redirect(call, event))
+            else:
                 self._spawn(self._finish(call, _ended_reason(event), event.status))
         elif isinstance(event, ReinviteReceived):
             self._on_reinvite(event)
@@ -1305,6 +1379,39 @@ _REASONS = {
     "ack-timeout": "the other party never confirmed the call (no ACK)",
     "dialog-gone": "the other party no longer knows the call (481)",
 }
+
+
+MAX_REDIRECTS = 5
+"""3xx responses one call follows at most (loop protection, RFC 3261 §8.1.3.4)."""
+
+
+def _redirect_target(call: Call, event: CallEnded) -> Uri | str:
+    """The Contact of ``event`` (a 3xx) to call next, or why none is followed."""
+    status = event.status
+    if status == 305:
+        # §21.3.6 / RFC 3261 §8.1.3.4: a Use Proxy is not followed (it would let anyone on
+        # the path pick our proxy)
+        return f"rejected ({status}): Use Proxy is not followed"
+    if not event.contacts:
+        return _ended_reason(event)
+    if len(call.redirected_from) >= MAX_REDIRECTS:
+        return f"redirected ({status}) too many times (more than {MAX_REDIRECTS}): a loop?"
+    secure = call.remote.lower().startswith("sips:")
+    refused: list[str] = []
+    for contact in event.contacts:
+        try:
+            uri = Uri.parse(contact)
+        except ProtocolError:
+            refused.append(f"{contact} is not a URI")
+            continue
+        if uri.scheme not in ("sip", "sips", "tel"):
+            refused.append(f"{uri.scheme}: targets are not called")
+        elif secure and uri.scheme == "sip":
+            # RFC 5630 §3.1.1 / RFC 3261 §8.1.3.4: never downgrade a sips call to sip
+            refused.append(f"{contact} would downgrade the sips call")
+        else:
+            return uri
+    return f"redirected ({status}) to no acceptable target: " + "; ".join(refused)
 
 
 def _ended_reason(event: CallEnded) -> str:

@@ -689,12 +689,16 @@ class UserAgentCore:
         to: NameAddr | None = None,
         from_: NameAddr | None = None,
         headers: Iterable[tuple[str, str]] = (),
+        handle: str | None = None,
     ) -> str:
         """Call ``target`` with an (opaque) offer ``body``; returns the call handle.
 
         An empty ``body`` makes a delayed-offer call: the 2xx brings the offer and the answer
-        goes in the ACK (``ack()``).
+        goes in the ACK (``ack()``). ``handle`` reuses the handle of a call that is over (the
+        new INVITE after a 3xx, RFC 3261 §8.1.3.4, stays the same call for the application).
         """
+        if handle is not None and handle in self._sessions:
+            raise LocalProtocolError(f"call {handle} is still going", 500)
         request, next_hop = self._new_request(
             "INVITE",
             target,
@@ -707,7 +711,7 @@ class UserAgentCore:
             content_type=content_type,
             contact=True,
         )
-        handle = self._handle("call")
+        handle = handle or self._handle("call")
         session = InviteSession.outgoing(self, handle, request, next_hop, now)
         self._add_session(session)
         return handle

@@ -129,6 +129,8 @@ class CallEnded:
     "ack-timeout" (§13.3.1.4), "dialog-gone" (481 in the dialog)."""
     status: int | None = None
     """The SIP status that ended it (final response of a failed INVITE, 487...), if any."""
+    contacts: tuple[str, ...] = ()
+    """A 3xx that ended our INVITE: its Contact URIs, highest q first (RFC 3261 §8.1.3.4)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,6 +202,8 @@ class InviteSession:
         self.early_dialogs: dict[str, Dialog] = {}
         """UAC: early dialogs by remote tag (forking gives several)."""
         self.end_reason: tuple[str, int | None] | None = None
+        self.redirect_contacts: tuple[str, ...] = ()
+        """UAC: the Contacts of a 3xx that ended the call, best first (§8.1.3.4)."""
         # UAC
         self.invite: Request | None = None
         self.invite_txn: InviteClientTransaction | None = None
@@ -278,7 +280,7 @@ class InviteSession:
         if new is CallState.TERMINATED and old is not CallState.TERMINATED:
             self.timers.stop_all()
             reason, status = self.end_reason or ("terminated", None)
-            self.host.emit(CallEnded(self.handle, reason, status))
+            self.host.emit(CallEnded(self.handle, reason, status, self.redirect_contacts))
             self.host.session_ended(self)
 
     @property
@@ -369,6 +371,8 @@ class InviteSession:
         # 300-699: the transaction sent the ACK (§17.1.1.3)
         if self.state in (CallState.CALLING, CallState.EARLY):
             reason = "cancelled" if self.cancel_requested and status == 487 else "rejected"
+            if status < 400:
+                self.redirect_contacts = redirect_targets(response)
             self._end_with(reason, status)
             self._fire(CallEvent.FAILED)
 
@@ -825,3 +829,18 @@ class InviteSession:
             self.reinvite_txn = new
         elif old is self.bye_txn:
             self.bye_txn = new
+
+
+def redirect_targets(response: Response) -> tuple[str, ...]:
+    """The Contact URIs of a 3xx, highest q first (RFC 3261 §8.1.3.4, §16.7 step 6 order;
+    no q counts as 1.0); ties keep their order. A malformed Contact header gives none."""
+    try:
+        contacts = response.contacts
+    except RemoteProtocolError:
+        return ()
+    ranked = [
+        (-(c.q if c.q is not None and 0.0 <= c.q <= 1.0 else 1.0), n, str(c.uri))
+        for n, c in enumerate(contacts)
+        if not c.is_star
+    ]
+    return tuple(uri for _, _, uri in sorted(ranked))
