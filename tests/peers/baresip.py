@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.peers.process import LOOPBACK, PeerProcess, require_binary, wait_tcp
+from tests.peers.process import LOOPBACK, PeerHarness, PeerProcess, require_binary, wait_tcp
 
 HERE = Path(__file__).parent / "baresip"
 _MODULE_DIRS = (
@@ -129,7 +129,7 @@ def make_certs(out: Path) -> None:
 
 
 @dataclass
-class Baresip:
+class Baresip(PeerHarness):
     """One headless baresip instance. Use as a context manager."""
 
     workdir: Path
@@ -228,11 +228,6 @@ class Baresip:
         """rec/dump-*-{dec,enc}.wav, oldest first (``dec``: what baresip received)."""
         return sorted(self.rec_dir.glob(f"*-{kind}.wav"), key=lambda p: p.stat().st_mtime)
 
-    def __enter__(self) -> Baresip:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --- SDP just sufficient for the probe (the product has its own SDP layer) ---

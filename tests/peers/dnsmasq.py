@@ -14,13 +14,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.peers.process import LOOPBACK, PeerProcess, free_port, require_binary, wait_tcp
+from tests.peers.process import (
+    LOOPBACK,
+    PeerHarness,
+    PeerProcess,
+    free_port,
+    read_log,
+    require_binary,
+    wait_tcp,
+)
 
 TEMPLATE = Path(__file__).parent / "dns" / "dnsmasq.conf.in"
 
 
 @dataclass
-class Dnsmasq:
+class Dnsmasq(PeerHarness):
     """One dnsmasq instance; ``port`` is picked at construction (UDP and TCP)."""
 
     workdir: Path
@@ -112,16 +120,7 @@ class Dnsmasq:
             proc.stop()
 
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def __enter__(self) -> Dnsmasq:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return read_log(self.log)
 
     def describe(self) -> str:
         return (

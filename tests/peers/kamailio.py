@@ -32,9 +32,11 @@ import pytest
 from tests.peers.certs import LabCerts
 from tests.peers.process import (
     LOOPBACK,
+    PeerHarness,
     PeerProcess,
     free_port,
     in_ci,
+    read_log,
     require_binary,
     wait_tcp,
 )
@@ -113,7 +115,7 @@ class KamailioSettings:
 
 
 @dataclass
-class Kamailio:
+class Kamailio(PeerHarness):
     """One Kamailio instance in ``workdir`` (config, logs); ports are picked at construction."""
 
     workdir: Path
@@ -301,18 +303,9 @@ class Kamailio:
         self.stop()
         return self.start()
 
-    def __enter__(self) -> Kamailio:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- logs ------------------------------------------------------------------------------
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log)
 
     def log_mark(self) -> int:
         """A position in the log; pass it to :meth:`log_lines`/:meth:`auth_log` later."""

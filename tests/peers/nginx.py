@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.peers.certs import LabCerts
-from tests.peers.process import LOOPBACK, PeerProcess, free_port, require_binary, wait_tcp
+from tests.peers.process import (
+    LOOPBACK,
+    PeerHarness,
+    PeerProcess,
+    free_port,
+    read_log,
+    require_binary,
+    wait_tcp,
+)
 
 USER = "prov-user"
 PASSWORD = "prov-Passw0rd"
@@ -69,7 +77,7 @@ def _ssha(password: str) -> str:
 
 
 @dataclass
-class Nginx:
+class Nginx(PeerHarness):
     """A running nginx; put files under :attr:`www` and fetch them from :meth:`url`."""
 
     workdir: Path
@@ -128,18 +136,10 @@ class Nginx:
         return self
 
     def log_text(self) -> str:
-        try:
-            return (self.workdir / "error.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.workdir / "error.log")
 
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.stop()
             self._proc = None
 
-    def __enter__(self) -> Nginx:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

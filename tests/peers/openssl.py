@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.peers.certs import CertPair, LabCerts
-from tests.peers.process import LOOPBACK, PeerProcess, free_port, require_binary, wait_tcp
+from tests.peers.process import (
+    LOOPBACK,
+    PeerHarness,
+    PeerProcess,
+    free_port,
+    read_log,
+    require_binary,
+    wait_tcp,
+)
 
 # @SECLEVEL=0 lets Debian's OpenSSL (default level 2) really speak TLS 1.0/1.1 and weak groups;
 # ECDHE-only cipher suites so that a client refusing the weak group cannot fall back to
@@ -44,7 +52,7 @@ PROFILES: dict[str, ServerProfile] = {
 
 
 @dataclass
-class OpensslServer:
+class OpensslServer(PeerHarness):
     """``openssl s_server`` on 127.0.0.1:``port`` presenting ``pair``."""
 
     workdir: Path
@@ -109,16 +117,7 @@ class OpensslServer:
             proc.stop()
 
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def __enter__(self) -> OpensslServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return read_log(self.log)
 
     def describe(self) -> str:
         return f"openssl s_server[{self.name}] {LOOPBACK}:{self.port} {' '.join(self.args)}"

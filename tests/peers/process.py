@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -135,10 +136,7 @@ class PeerProcess:
             )
 
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log)
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM the process group we started (by pid), SIGKILL after ``timeout``."""
@@ -154,6 +152,30 @@ class PeerProcess:
             self.proc.wait(timeout)
 
     def __enter__(self) -> PeerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def read_log(path: Path) -> str:
+    """A peer's log so far ("" before it wrote one)."""
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+class PeerHarness:
+    """Base of the peer wrappers: ``with Peer(...) as peer`` starts it and always stops it."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
