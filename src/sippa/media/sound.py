@@ -103,13 +103,8 @@ class SoundCardSource(AudioSource):
         return self._buffer.pull(samples * 2)
 
     def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.stop()
-                self._stream.close()
-            except Exception:
-                _log.exception("closing the capture stream failed")
-            self._stream = None
+        _close_stream(self._stream, "capture")
+        self._stream = None
 
 
 class SoundCardSink(AudioSink):
@@ -142,10 +137,16 @@ class SoundCardSink(AudioSink):
         self._buffer.push(pcm)
 
     def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.stop()
-                self._stream.close()
-            except Exception:
-                _log.exception("closing the playback stream failed")
-            self._stream = None
+        _close_stream(self._stream, "playback")
+        self._stream = None
+
+
+def _close_stream(stream: Any, what: str) -> None:
+    """Stop and close a sounddevice stream (None: nothing open); never raises."""
+    if stream is None:
+        return
+    try:
+        stream.stop()
+        stream.close()
+    except Exception:
+        _log.exception("closing the %s stream failed", what)
