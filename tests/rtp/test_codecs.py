@@ -173,3 +173,18 @@ def test_g722_one_payload_per_frame_at_any_ptime(ptime: int) -> None:
         payload = enc.encode(tone[i * 2 * n : (i + 1) * 2 * n])
         assert len(payload) == n // 2  # 4 bits per sample, immediately
         assert len(dec.decode(payload)) == 2 * n
+
+
+def test_g711_fast_paths_match_the_tables_for_every_input() -> None:
+    """The C G.711 (audioop) is used only where it equals the G.191-exact tables."""
+    from sippa.rtp import codecs
+
+    every_pcm = np.arange(-32768, 32768, dtype="<i2").tobytes()
+    every_code = bytes(range(256))
+    assert codecs.ulaw_encode(every_pcm) == codecs._ulaw_encode_table(every_pcm)
+    assert codecs.alaw_encode(every_pcm) == codecs._alaw_encode_table(every_pcm)
+    assert codecs.ulaw_decode(every_code) == codecs._ulaw_decode_table(every_code)
+    assert codecs.alaw_decode(every_code) == codecs._alaw_decode_table(every_code)
+    if codecs._audioop is not None:
+        # Why mu-law encoding keeps the table: audioop rounds negative samples differently.
+        assert codecs._audioop.lin2ulaw(every_pcm, 2) != codecs._ulaw_encode_table(every_pcm)
