@@ -81,8 +81,14 @@ def reflector(port_file: str, cpu: int | None) -> None:
     sock.bind((LOOPBACK, 0))
     Path(port_file).write_text(str(sock.getsockname()[1]))
     recvfrom, sendto = sock.recvfrom, sock.sendto
+    sock.setblocking(False)
+    sleep = time.sleep
     while True:
-        data, addr = recvfrom(2048)
+        try:
+            data, addr = recvfrom(2048)
+        except BlockingIOError:
+            sleep(0.0005)
+            continue
         if data == b"quit":
             return
         with contextlib.suppress(OSError):
@@ -170,7 +176,6 @@ async def sippa_trial(n: int, reflector_port: int, seconds: float, *, playout: b
             config = StreamConfig(
                 "PCMU", 0, local_port=port, remote_host=LOOPBACK, remote_port=reflector_port,
                 rtcp_mux=True, srtp_suite=SUITE, srtp_local_key=key, srtp_remote_key=key,
-                symmetric_rtp=False,
             )
             sink = NullSink() if playout else None
             streams.append(engine.start_stream(config, source=ToneSource(1000), sink=sink))
@@ -241,7 +246,7 @@ async def bare_trial(n: int, reflector_port: int, seconds: float) -> Trial:
         tx = pylibsrtp.Session(policy(pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
         rx = pylibsrtp.Session(policy(pylibsrtp.Policy.SSRC_ANY_INBOUND))
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _BareProtocol(rx, received), local_addr=(LOOPBACK, 0)
+            lambda: _BareProtocol(rx, received), local_addr=(LOOPBACK, 0), remote_addr=dest
         )
         ssrc = secrets.randbits(32)
         seq = secrets.randbits(16)
@@ -255,7 +260,7 @@ async def bare_trial(n: int, reflector_port: int, seconds: float) -> Trial:
                     continue
                 if sending[0]:
                     packet = tx.protect(header.pack(0x80, 0, seq, ts, ssrc) + payload)
-                    transport.sendto(packet, dest)
+                    transport.sendto(packet)
                     sent[0] += 1
                 hist.add(time.monotonic() - deadline)
                 seq = (seq + 1) & 0xFFFF

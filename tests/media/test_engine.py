@@ -171,6 +171,51 @@ async def test_plain_rtp_latches_on_first_valid_packet_and_ignores_unknown_paylo
             peer.close()
 
 
+async def test_after_latching_only_the_peer_reaches_the_stream_until_a_new_remote() -> None:
+    from sippa.net.ports import can_disconnect_udp
+
+    if not can_disconnect_udp():
+        pytest.skip("no connect(AF_UNSPEC) here: streams stay unconnected")
+    async with MediaEngine(SETTINGS) as engine:
+        a, _ = pair(engine, None)
+        sa = engine.start_stream(dataclasses.replace(a, remote_port=9))
+        peer, other = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+        peer.bind(("127.0.0.1", 0))
+        other.bind(("127.0.0.1", 0))
+        dest = ("127.0.0.1", sa.local_port)
+
+        def rtp(seq: int) -> bytes:
+            return struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 7) + bytes(160)
+
+        try:
+            peer.sendto(rtp(1), dest)
+            await asyncio.sleep(0.1)
+            assert sa.stats().remote_address == peer.getsockname()
+            assert sa.rtp_socket.getpeername() == peer.getsockname()
+            # the peer now gets our RTP on the connected socket
+            peer.settimeout(1.0)
+            assert peer.recvfrom(2048)[1] == dest
+            # someone else's valid-looking RTP never reaches the stream (dropped by the kernel)
+            received = sa.stats().packets_received
+            for seq in range(2, 12):
+                other.sendto(rtp(seq), dest)
+            await asyncio.sleep(0.1)
+            assert sa.stats().packets_received == received
+            assert sa.stats().malformed == sa.stats().auth_failures == 0
+            # a re-INVITE to a new remote undoes it: latching starts over, anyone may speak
+            sa.update(dataclasses.replace(sa.config, remote_port=other.getsockname()[1]))
+            with pytest.raises(OSError):
+                sa.rtp_socket.getpeername()
+            assert sa.rtp_socket.getsockname() == dest  # the port stays ours
+            other.sendto(rtp(20), dest)
+            await asyncio.sleep(0.1)
+            assert sa.stats().packets_received == received + 1
+            assert sa.rtp_socket.getpeername() == other.getsockname()
+        finally:
+            peer.close()
+            other.close()
+
+
 async def test_auth_failures_are_counted_and_never_end_the_call() -> None:
     async with MediaEngine(SETTINGS) as engine:
         a, b = pair(engine)

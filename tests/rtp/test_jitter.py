@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import astuple
 import random
 
 import pytest
@@ -200,7 +201,7 @@ def test_nothing_before_the_first_packet() -> None:
     st.lists(
         st.tuples(st.floats(0, 0.25), st.integers(0, 9)),  # extra delay, fate (0: lost, 1: dup)
         min_size=1,
-        max_size=120,
+        max_size=300,
     ),
     st.integers(0, 0xFFFFFFFF),
 )
@@ -232,3 +233,90 @@ def test_source_restart_with_an_earlier_timestamp_resyncs() -> None:
     assert heard == list(range(20)) + list(range(20))
     assert jb.stats.resyncs == 2
     assert jb.stats.late == 0
+
+
+def _frame(frame: object) -> object:
+    return None if frame is None else astuple(frame)  # type: ignore[call-overload]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1, 1, 1, 1, 1, 1, 2, 0, -1, -5, 40]),  # sequence step
+            st.sampled_from(
+                [160] * 12 + [0, 80, 240, 320, 480, 1200, 8000, 3_000_000, -160, -1600, -50_000]
+            ),
+            st.one_of(st.floats(0.0, 0.01), st.floats(0.0, 0.25)),  # extra network delay
+            st.booleans(),  # marker
+            st.integers(0, 3),  # playout polls before this packet
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    st.integers(0, 0xFFFFFFFF),
+    st.integers(0, 0xFFFF),
+)
+def test_inlined_paths_agree_with_the_plain_version(  # type: ignore[no-untyped-def]
+    steps, ts0, seq0
+) -> None:
+    from tests.rtp.jitter_reference import JitterBuffer as Reference
+
+    fast, plain = JitterBuffer(8000, 20), Reference(8000, 20)
+    seq, ts, now = seq0, ts0, 0.0
+    for seq_step, ts_step, delay, marker, polls in steps:
+        seq = (seq + seq_step) & 0xFFFF
+        ts = (ts + ts_step) & 0xFFFFFFFF
+        now = round(now + 0.02, 6)
+        for k in range(polls):
+            when = now + k * 0.01
+            assert _frame(fast.get(when)) == _frame(plain.get(when))
+        arrival = now + delay
+        payload = seq.to_bytes(2, "big")
+        assert fast.put_payload(seq, ts, payload, arrival, marker) == plain.put_payload(
+            seq, ts, payload, arrival, marker
+        )
+        assert astuple(fast.stats) == astuple(plain.stats)
+        assert fast.delay == plain.delay
+    for k in range(30):
+        when = now + 0.4 + k * 0.02
+        assert _frame(fast.get(when)) == _frame(plain.get(when))
+    assert astuple(fast.stats) == astuple(plain.stats)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_inlined_paths_agree_with_the_plain_version_over_a_long_noisy_call(seed: int) -> None:
+    """20 s of a stream with changing jitter, loss, reordering, duplicates and a restart."""
+    from tests.rtp.jitter_reference import JitterBuffer as Reference
+
+    rng = random.Random(seed)
+    fast, plain = JitterBuffer(8000, 20), Reference(8000, 20)
+    arrivals = []
+    ts0 = rng.randrange(1 << 32)
+    for i in range(1000):
+        if rng.random() < 0.03:
+            continue  # lost
+        spread = 0.005 if (i // 150) % 2 else 0.08  # calm and rough periods
+        ts = (ts0 + i * 160 + (5_000_000 if i > 700 else 0)) & 0xFFFFFFFF
+        at = i * 0.02 + rng.random() * spread
+        arrivals.append((at, i & 0xFFFF, ts, i in (0, 701)))
+        if rng.random() < 0.02:
+            arrivals.append((at + rng.random() * 0.3, i & 0xFFFF, ts, False))  # duplicate
+    arrivals.sort()
+    t, k = 0.0, 0
+    while t < 21.0:
+        while k < len(arrivals) and arrivals[k][0] <= t:
+            at, seq, ts, marker = arrivals[k]
+            assert fast.put_payload(seq, ts, b"x", at, marker) == plain.put_payload(
+                seq, ts, b"x", at, marker
+            )
+            k += 1
+        while True:
+            a, b = fast.get(t), plain.get(t)
+            assert _frame(a) == _frame(b)
+            if a is None:
+                break
+        assert fast.delay == plain.delay
+        t = round(t + 0.02 * rng.choice((0.5, 1.0, 1.0, 1.5)), 6)
+    assert astuple(fast.stats) == astuple(plain.stats)
+    assert fast.stats.played > 800

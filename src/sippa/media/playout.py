@@ -76,13 +76,13 @@ class Playout:
         """Exactly one frame of PCM for the sink."""
         need = self.frame_bytes
         pcm = self._pcm
-        get = self.buffer.get
+        pop = self.buffer.pop
         when = now + self._lookahead
         while len(pcm) < need:
-            frame = get(when)
+            frame = pop(when)
             if frame is None:
                 break
-            payload = frame.payload
+            payload = frame[2]
             chunk = b""
             if payload is not None:
                 try:

@@ -31,9 +31,10 @@ from sippa.media.events import (
     StreamStats,
 )
 from sippa.media.playout import Playout
+from sippa.net.ports import can_disconnect_udp, disconnect_udp
 from sippa.rtp.codecs import get_decoder, get_encoder
 from sippa.rtp.dtmf import DtmfPacket, DtmfReceiver, DtmfSender, digit_to_event
-from sippa.rtp.packet import is_rtcp, peek_rtp
+from sippa.rtp.packet import peek_rtp
 from sippa.rtp.rtcp import (
     ReceptionStats,
     ReportBlock,
@@ -86,6 +87,8 @@ class MediaStream:
         self.sink = sink
         self.record_sent = record_sent
         self.closed = False
+        self._connected = False
+        """The RTP socket is connected to the latched remote."""
         # RFC 3550 §5.1: random initial SSRC, sequence number and timestamp.
         self.ssrc = secrets.randbits(32) or 1
         self._seq = secrets.randbits(16)
@@ -175,6 +178,7 @@ class MediaStream:
         if old is None or (old.remote_rtp, old.remote_rtcp) != (config.remote_rtp,
                                                                  config.remote_rtcp):
             # A new remote (re-INVITE) restarts symmetric-RTP latching.
+            self._disconnect()
             self.remote = config.remote_rtp
             self.remote_rtcp = config.remote_rtcp
             self._latch_rtp = config.symmetric_rtp
@@ -290,7 +294,10 @@ class MediaStream:
         if self._protect is not None:
             packet = self._protect(packet)
         try:
-            self.rtp_socket.sendto(packet, self.remote)  # type: ignore[arg-type]
+            if self._connected:
+                self.rtp_socket.send(packet)
+            else:
+                self.rtp_socket.sendto(packet, self.remote)  # type: ignore[arg-type]
         except OSError:
             self.send_errors += 1
         self._seq = (self._seq + 1) & 0xFFFF
@@ -317,7 +324,7 @@ class MediaStream:
 
     def on_rtp_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         """One datagram arrived on the RTP port (RTCP too, with rtcp-mux)."""
-        if self._mux and is_rtcp(data):
+        if self._mux and len(data) > 1 and 64 <= (data[1] & 0x7F) <= 95:  # is_rtcp, inlined
             self.on_rtcp_datagram(data, addr)
             return
         if self._unprotect is not None:
@@ -336,7 +343,7 @@ class MediaStream:
             except RemoteProtocolError:
                 self.malformed += 1
                 return
-        if pt not in (self._pt, self._te_pt):
+        if pt != self._pt and pt != self._te_pt:  # noqa: PLR1714 (no tuple per packet)
             self.malformed += 1  # not a payload type we negotiated
             return
         if self._latch_rtp:
@@ -360,7 +367,7 @@ class MediaStream:
                     self._emit(DtmfReceived(detected.digit))
             return
         if self._receiving and self.sink is not None:
-            self._playout.put(seq, ts, data[start:end], now, marker)
+            self._playout.buffer.put_payload(seq, ts, data[start:end], now, marker)
 
     def _auth_failed(self, what: str, addr: tuple[str, int]) -> None:
         if what == "SRTCP":
@@ -392,6 +399,25 @@ class MediaStream:
             self._emit(RemoteLatched(addr))
             if self._mux:
                 self.remote_rtcp = addr
+        # Connect the socket to the peer we latched to: the kernel then drops datagrams
+        # from anyone else (no injection from other addresses, "RTP Bleed"), and a
+        # connected UDP send skips the per-packet route lookup.
+        if can_disconnect_udp():  # a re-INVITE with a new remote must be able to undo it
+            try:
+                self.rtp_socket.connect(addr)
+            except OSError as exc:
+                _log.info("%s cannot connect RTP to %s:%s: %s", self._log_prefix, *addr[:2], exc)
+            else:
+                self._connected = True
+
+    def _disconnect(self) -> None:
+        if not self._connected:
+            return
+        self._connected = False
+        try:
+            disconnect_udp(self.rtp_socket)
+        except OSError:
+            _log.exception("%s cannot disconnect the RTP socket", self._log_prefix)
 
     def on_rtcp_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         """One datagram arrived on the RTCP port (or an RTCP one on the muxed port)."""
@@ -481,7 +507,10 @@ class MediaStream:
             data = self._tx_srtp.protect_rtcp(data)
         sock = self.rtp_socket if self._mux or self.rtcp_socket is None else self.rtcp_socket
         try:
-            sock.sendto(data, dest)
+            if self._connected and sock is self.rtp_socket and dest == self.remote:
+                sock.send(data)  # BSDs refuse sendto() with an address on a connected socket
+            else:
+                sock.sendto(data, dest)
         except OSError:
             self.send_errors += 1
         self.rtcp_sent += 1

@@ -22,7 +22,9 @@ __all__ = [
     "PortRange",
     "bind_random_port",
     "bind_rtp_pair",
+    "can_disconnect_udp",
     "connect_from_random_port",
+    "disconnect_udp",
     "random_port",
 ]
 
@@ -186,3 +188,46 @@ def bind_rtp_pair(
         rtcp.setblocking(False)
         return rtp, rtcp
     raise OSError(errno.EADDRINUSE, f"no free even port pair in {ports.low}-{ports.high}")
+
+
+def _libc_connect() -> Callable[[int, bytes, int], int] | None:
+    import ctypes  # noqa: PLC0415
+    import ctypes.util  # noqa: PLC0415
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        fn = ctypes.CDLL(name, use_errno=True).connect
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_UNSPEC_CONNECT: list[Callable[[int, bytes, int], int] | None] = []
+
+
+def can_disconnect_udp() -> bool:
+    """True where :func:`disconnect_udp` works (Linux and the BSDs, through libc)."""
+    if not _UNSPEC_CONNECT:
+        _UNSPEC_CONNECT.append(_libc_connect() if hasattr(socket, "AF_UNSPEC") else None)
+    return _UNSPEC_CONNECT[0] is not None
+
+
+def disconnect_udp(sock: socket.socket) -> None:
+    """Dissolve a connected UDP socket's peer (``connect`` to AF_UNSPEC, POSIX), so it takes
+    datagrams from anyone again. Python's ``socket.connect`` cannot express AF_UNSPEC."""
+    if not can_disconnect_udp():
+        raise OSError(errno.EOPNOTSUPP, "cannot disconnect a UDP socket here")
+    connect = _UNSPEC_CONNECT[0]
+    assert connect is not None
+    # A sockaddr of family AF_UNSPEC (0): 16 zero octets covers sockaddr_in; in6 is longer
+    # but the family alone decides.
+    if connect(sock.fileno(), bytes(28), 16) != 0:
+        import ctypes  # noqa: PLC0415
+
+        err = ctypes.get_errno()
+        if err not in (0, errno.EAFNOSUPPORT):  # Linux may report EAFNOSUPPORT yet dissolve
+            raise OSError(err, "disconnecting a UDP socket failed")

@@ -160,42 +160,50 @@ class JitterBuffer:
         self, seq: int, timestamp: int, payload: bytes, arrival: float, marker: bool = False
     ) -> bool:
         """Fast path of :meth:`put` without a packet object; False if the packet was dropped."""
-        stats = self.stats
+        # The media engine calls this for every packet of every stream: the helpers
+        # (ts_diff, seq_diff, _ext, _span) are inlined here; tests/rtp/test_jitter.py checks
+        # the result against the plain version (tests/rtp/jitter_reference.py).
         if not self._started:
             self._anchor(timestamp, arrival)
-        ahead = ts_diff(timestamp, self._next_ts)
-        if ahead < -self._span():
-            # Far behind the cursor: the source restarted with a lower timestamp.
-            stats.dropped += len(self._frames)
-            self._frames.clear()
+        d = (timestamp - self._next_ts) & 0xFFFFFFFF
+        ahead = d - 0x100000000 if d >= 0x80000000 else d
+        frames = self._frames
+        if ahead < 0:
+            if ahead < -self._span():
+                # Far behind the cursor: the source restarted with a lower timestamp.
+                self.stats.dropped += len(frames)
+                frames.clear()
+                self._anchor(timestamp, arrival)
+                ahead = 0
+            elif self._played.get(timestamp):
+                self.stats.duplicates += 1
+                return False
+            else:
+                self.stats.late += 1
+                self._learn(arrival - (self._next_ext + ahead) / self.clock_rate, arrival,
+                            late=True)
+                return False
+        if timestamp in frames:
+            self.stats.duplicates += 1
+            return False
+        if ahead > self._step and (
+            (marker and not frames) or ahead > self._span()
+        ):
+            # A talkspurt after silence, or a jump beyond what the buffer holds: start over.
+            self.stats.dropped += len(frames)
+            frames.clear()
             self._anchor(timestamp, arrival)
             ahead = 0
-        if ahead < 0:
-            if self._played.get(timestamp):
-                stats.duplicates += 1
-            else:
-                stats.late += 1
-                self._learn(arrival - self._ext(timestamp) / self.clock_rate, arrival, late=True)
-            return False
-        if timestamp in self._frames:
-            stats.duplicates += 1
-            return False
-        if ahead > self._span() or (marker and not self._frames and ahead > self._step):
-            # A talkspurt after silence, or a jump beyond what the buffer holds: start over.
-            stats.dropped += len(self._frames)
-            self._frames.clear()
-            self._anchor(timestamp, arrival)
-        if (
-            self._last_seq is not None
-            and seq_diff(seq, self._last_seq) == 1
-            and 0 < (d := ts_diff(timestamp, self._last_ts)) <= self.clock_rate // 8
-        ):
-            self._step = d  # the peer's packet interval (its ptime)
+        last_seq = self._last_seq
+        if last_seq is not None and (seq - last_seq) & 0xFFFF == 1:
+            d = (timestamp - self._last_ts) & 0xFFFFFFFF
+            if 0 < d <= self.clock_rate >> 3:
+                self._step = d  # the peer's packet interval (its ptime)
         self._last_seq = seq
         self._last_ts = timestamp
-        self._frames[timestamp] = (seq, payload)
-        stats.received += 1
-        self._learn(arrival - self._ext(timestamp) / self.clock_rate, arrival, late=False)
+        frames[timestamp] = (seq, payload)
+        self.stats.received += 1
+        self._learn(arrival - (self._next_ext + ahead) / self.clock_rate, arrival, late=False)
         return True
 
     def _span(self) -> int:
@@ -213,28 +221,45 @@ class JitterBuffer:
         self._window_start = arrival
 
     def _learn(self, transit: float, arrival: float, *, late: bool) -> None:
+        # Once per packet: plain comparisons instead of min()/max() calls.
         if arrival - self._window_start >= _WINDOW:
             self._prev_min, self._prev_max = self._cur_min, self._cur_max
             self._cur_min, self._cur_max = transit, 0.0
             self._window_start = arrival
-        self._cur_min = min(self._cur_min, transit)
-        base = min(self._cur_min, self._prev_min)
+        cur_min = self._cur_min
+        if transit < cur_min:
+            self._cur_min = cur_min = transit
+        prev_min = self._prev_min
+        base = cur_min if cur_min < prev_min else prev_min
         deviation = transit - base
-        self._cur_max = max(self._cur_max, deviation)
-        peak = max(self._cur_max, self._prev_max)
+        cur_max = self._cur_max
+        if deviation > cur_max:
+            self._cur_max = cur_max = deviation
+        prev_max = self._prev_max
+        peak = cur_max if cur_max > prev_max else prev_max
         frame = self._step / self.clock_rate
         # Half a frame of margin on top of the worst recent deviation.
-        target = min(max(peak + frame / 2, self.min_delay), self.max_delay)
-        old_due = self._base + self.delay
+        target = peak + frame / 2
+        if target < self.min_delay:
+            target = self.min_delay
+        if target > self.max_delay:
+            target = self.max_delay
+        delay = self.delay
+        old_due = self._base + delay
         self._base = base
-        if target >= self.delay or late:
-            self.delay = max(target, self.delay)
+        if target >= delay or late:
+            if target > delay:
+                delay = target
         else:
-            self.delay = max(target, self.delay - self.shrink_rate * frame)
+            shrunk = delay - self.shrink_rate * frame
+            delay = target if target > shrunk else shrunk
         # A lower base must not pull playout earlier faster than the shrink rate either.
         floor = old_due - self.shrink_rate * frame
-        if self._base + self.delay < floor:
-            self.delay = min(floor - self._base, self.max_delay)
+        if base + delay < floor:
+            delay = floor - base
+            if delay > self.max_delay:
+                delay = self.max_delay
+        self.delay = delay
 
     # --- output ---
 
@@ -244,14 +269,21 @@ class JitterBuffer:
 
     def get(self, now: float) -> JitterFrame | None:
         """The next frame if its playout time has come, else None; call until None."""
+        frame = self.pop(now)
+        return None if frame is None else JitterFrame(*frame)
+
+    def pop(self, now: float) -> tuple[int, int | None, bytes | None] | None:
+        """:meth:`get` as a plain ``(timestamp, sequence_number, payload)`` tuple (the
+        playout's per-frame path: no object per frame)."""
         if not self._started:
             return None
-        due = self.due(self._next_ts)
+        clock_rate = self.clock_rate
+        due = self._base + self.delay + self._next_ext / clock_rate
         if now < due:
             return None
         frames = self._frames
         step = self._step
-        frame_time = step / self.clock_rate
+        frame_time = step / clock_rate
         # Shrinking: a frame over a frame late goes away while the next one is there too.
         while now - due >= frame_time:
             nxt = (self._next_ts + step) & 0xFFFFFFFF
@@ -264,24 +296,28 @@ class JitterBuffer:
             due += frame_time
         ts = self._next_ts
         entry = frames.pop(ts, None)
-        if entry is None:
+        if entry is None and frames:
             # The peer may have changed its ptime: play a frame that starts within this one.
             within = [t for t in frames if 0 < ts_diff(t, ts) < step]
             if within:
                 ts = min(within, key=lambda t: ts_diff(t, self._next_ts))
                 self._advance(ts_diff(ts, self._next_ts))
                 entry = frames.pop(ts)
-        self._advance(step)
-        self._mark_played(ts, entry is not None)
+        self._next_ts = (self._next_ts + step) & 0xFFFFFFFF
+        self._next_ext += step
+        played = self._played
+        played[ts] = entry is not None
+        if len(played) > 256:
+            del played[next(iter(played))]
         if entry is None:
-            if not frames and ts_diff(ts, self._last_ts) > self.max_delay * self.clock_rate:
+            if not frames and ts_diff(ts, self._last_ts) > self.max_delay * clock_rate:
                 # Nothing arrives (hold, silence suppression): wait for the next packet.
                 self._started = False
                 return None
             self.stats.lost += 1
-            return JitterFrame(ts, None, None)
+            return (ts, None, None)
         self.stats.played += 1
-        return JitterFrame(ts, entry[0], entry[1])
+        return (ts, entry[0], entry[1])
 
     def _advance(self, units: int) -> None:
         self._next_ts = (self._next_ts + units) & 0xFFFFFFFF

@@ -486,7 +486,23 @@ class ReceptionStats:
             self._init_seq(seq)
             self.max_seq = (seq - 1) & 0xFFFF
             self.probation = MIN_SEQUENTIAL
-        udelta = (seq - self.max_seq) & 0xFFFF
+        max_seq = self.max_seq
+        udelta = (seq - max_seq) & 0xFFFF
+        if udelta == 1 and not self.probation:
+            # The usual packet: the next in sequence (A.1 with A.8 inlined; per packet).
+            if seq < max_seq:
+                self.cycles += _RTP_SEQ_MOD  # wrapped
+            self.max_seq = seq
+            self.received += 1
+            transit = int(arrival * self.clock_rate) - rtp_timestamp
+            last = self._transit
+            if last is not None:
+                d = (transit - last) & 0xFFFFFFFF
+                if d >= 0x80000000:
+                    d = 0x100000000 - d
+                self.jitter += (d - self.jitter) / 16.0
+            self._transit = transit
+            return True
         if self.probation:
             # A.1: a source is valid after MIN_SEQUENTIAL packets in sequence.
             if seq == (self.max_seq + 1) & 0xFFFF:
