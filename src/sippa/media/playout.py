@@ -29,6 +29,22 @@ _MAX_CONCEALED_GAP = 5  # frames; a longer silence of the peer is played as sile
 class Playout:
     """The playout of one stream (pull model: one :meth:`get` per tick)."""
 
+    __slots__ = (
+        "_gap",
+        "_heard",
+        "_initial_delay",
+        "_lookahead",
+        "_max_delay",
+        "_min_delay",
+        "_pcm",
+        "buffer",
+        "clock_rate",
+        "concealed",
+        "frame_bytes",
+        "overflow",
+        "ptime",
+    )
+
     def __init__(
         self,
         clock_rate: int,
