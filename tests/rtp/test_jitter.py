@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import astuple
 import random
+from dataclasses import astuple
 
 import pytest
 from hypothesis import given, settings

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from sippa.errors import LocalProtocolError
-from sippa.rtp.packet import seq_diff, ts_diff
+from sippa.rtp.packet import ts_diff
 
 __all__ = ["JitterBuffer", "JitterFrame", "JitterStats"]
 
@@ -240,15 +240,15 @@ class JitterBuffer:
         frame = self._step / self.clock_rate
         # Half a frame of margin on top of the worst recent deviation.
         target = peak + frame / 2
-        if target < self.min_delay:
+        if target < self.min_delay:  # noqa: PLR1730 (no call per packet)
             target = self.min_delay
-        if target > self.max_delay:
+        if target > self.max_delay:  # noqa: PLR1730 (no call per packet)
             target = self.max_delay
         delay = self.delay
         old_due = self._base + delay
         self._base = base
         if target >= delay or late:
-            if target > delay:
+            if target > delay:  # noqa: PLR1730 (no call per packet)
                 delay = target
         else:
             shrunk = delay - self.shrink_rate * frame
@@ -257,7 +257,7 @@ class JitterBuffer:
         floor = old_due - self.shrink_rate * frame
         if base + delay < floor:
             delay = floor - base
-            if delay > self.max_delay:
+            if delay > self.max_delay:  # noqa: PLR1730 (no call per packet)
                 delay = self.max_delay
         self.delay = delay
 
