@@ -5,7 +5,10 @@ from pathlib import Path
 import pytest
 
 from sippa.app.accounts import (
+    FAILURE_WINDOW,
+    GLOBAL_MAX_FAILURES,
     LOCKOUT,
+    MAX_CLIENTS,
     MAX_FAILURES,
     Accounts,
     LockedOut,
@@ -76,6 +79,43 @@ def test_lockout_after_repeated_failures_and_reset_after_it() -> None:
     assert 0 < info.value.retry_after <= LOCKOUT
     assert accounts.login("user", "x", now=10.0) is False  # the other login is not locked
     assert accounts.login("admin", GOOD, now=MAX_FAILURES + LOCKOUT + 1)
+
+
+def test_a_client_guessing_locks_out_only_itself() -> None:
+    accounts = Accounts(ConfigStore())
+    accounts.set_password("admin", GOOD)
+    for i in range(MAX_FAILURES):
+        assert not accounts.login("admin", "wrong", now=float(i), client="203.0.113.9")
+    with pytest.raises(LockedOut):
+        accounts.login("admin", GOOD, now=10.0, client="203.0.113.9")
+    # the real admin, elsewhere, is not locked out by someone else's guesses
+    assert accounts.login("admin", GOOD, now=10.0, client="192.0.2.1")
+
+
+def test_guessing_from_many_addresses_trips_a_global_limit_that_spares_known_clients() -> None:
+    accounts = Accounts(ConfigStore())
+    accounts.set_password("admin", GOOD)
+    assert accounts.login("admin", GOOD, now=0.0, client="192.0.2.1")  # the admin's desk
+    for i in range(GLOBAL_MAX_FAILURES):
+        addr = f"198.51.100.{i % 250}" if i < 250 else f"198.51.101.{i % 250}"
+        assert not accounts.login("admin", "guess", now=1.0 + i / 100, client=addr)
+    # a new address is refused even with the right password while the failures are recent
+    with pytest.raises(LockedOut) as info:
+        accounts.login("admin", GOOD, now=2.0, client="203.0.113.50")
+    assert 0 < info.value.retry_after <= FAILURE_WINDOW
+    # a client that logged in before still can; the other login is unaffected
+    assert accounts.login("admin", GOOD, now=2.0, client="192.0.2.1")
+    assert not accounts.login("user", "x", now=2.0, client="203.0.113.50")
+    # once the failures age out, anyone may try again
+    assert accounts.login("admin", GOOD, now=2.0 + FAILURE_WINDOW, client="203.0.113.50")
+
+
+def test_lockout_state_stays_bounded() -> None:
+    accounts = Accounts(ConfigStore())  # no password set: every try fails without scrypt
+    for i in range(MAX_CLIENTS + 100):
+        addr = f"10.0.{i >> 8}.{i & 255}"
+        assert not accounts.login("admin", "wrong", now=i * 10.0, client=addr)
+    assert len(accounts._failures) == MAX_CLIENTS
 
 
 def test_api_tokens_are_shown_once_and_stored_hashed(tmp_path: Path) -> None:

@@ -6,9 +6,14 @@
 - Passwords are stored as scrypt hashes (``Admin_Password``/``User_Password`` hold the hash),
   checked in constant time, and must be 8 to 127 characters from at least three of lower case,
   upper case, digits and other characters (as the MPP firmware asks).
-- Failed logins are limited per login: after :data:`MAX_FAILURES` failures within
-  :data:`FAILURE_WINDOW` seconds the login is locked for :data:`LOCKOUT` seconds (time comes in
-  as an argument, so tests need no sleep).
+- Failed logins are limited per login AND client address: after :data:`MAX_FAILURES` failures
+  within :data:`FAILURE_WINDOW` seconds that client is locked out of that login for
+  :data:`LOCKOUT` seconds, so someone guessing from one address cannot lock the admin out
+  everywhere. Against guessing from many addresses, once a login collects
+  :data:`GLOBAL_MAX_FAILURES` failures within the window from all clients together, only
+  clients that logged in successfully before (within :data:`TRUSTED_FOR`) may try it until the
+  failures age out. Time comes in as an argument, so tests need no sleep; the state is in
+  memory and bounded (:data:`MAX_CLIENTS` addresses, least recently seen forgotten first).
 - API tokens are random 32-byte values shown once; only their SHA-256 is stored.
 """
 
@@ -20,14 +25,20 @@ import hmac
 import secrets
 import sqlite3
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sippa.app.store import ConfigStore
 
 __all__ = [
     "FAILURE_WINDOW",
+    "GLOBAL_MAX_FAILURES",
     "LOCKOUT",
+    "MAX_CLIENTS",
     "MAX_FAILURES",
+    "TRUSTED_FOR",
     "Accounts",
     "LockedOut",
     "PasswordRejected",
@@ -37,9 +48,13 @@ __all__ = [
 ]
 
 ROLES = ("admin", "user")
+_V = TypeVar("_V")
 MAX_FAILURES = 5
 FAILURE_WINDOW = 300.0
 LOCKOUT = 300.0
+GLOBAL_MAX_FAILURES = 50
+TRUSTED_FOR = 30 * 86400.0
+MAX_CLIENTS = 4096
 
 # scrypt cost: n=2**15, r=8 (32 MiB, ~50 ms here): slow for guessing, fine for a login.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
@@ -102,13 +117,29 @@ class _Failures:
     locked_until: float = 0.0
 
 
+class _Bounded(OrderedDict[tuple[str, str], _V]):
+    """A dict that forgets its least recently used keys beyond ``MAX_CLIENTS``."""
+
+    def touch(self, key: tuple[str, str], make: Callable[[], _V]) -> _V:
+        value = self.get(key)
+        if value is None:
+            value = self[key] = make()
+        self.move_to_end(key)
+        while len(self) > MAX_CLIENTS:
+            self.popitem(last=False)
+        return value
+
+
 class Accounts:
     """Logins and tokens of one phone, stored beside its settings."""
 
     def __init__(self, store: ConfigStore) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._failures: dict[str, _Failures] = {r: _Failures() for r in ROLES}
+        # per (login, client address); all clients of a login together; last success
+        self._failures: _Bounded[_Failures] = _Bounded()
+        self._global: dict[str, list[float]] = {r: [] for r in ROLES}
+        self._trusted: _Bounded[float] = _Bounded()
         self._setup_token: str | None = None
         self._db = sqlite3.connect(store.path if store.path != ":memory:" else ":memory:",
                                    check_same_thread=False, isolation_level=None)
@@ -155,24 +186,37 @@ class Accounts:
     def has_password(self, role: str) -> bool:
         return bool(self.store.get(f"{role}_password"))
 
-    def login(self, role: str, password: str, *, now: float) -> bool:
-        """Check a password; raises :class:`LockedOut` while the login is locked."""
+    def login(self, role: str, password: str, *, now: float, client: str = "") -> bool:
+        """Check a password from ``client`` (its address); raises :class:`LockedOut` while
+        that client is locked out of the login."""
         if role not in ROLES:
             return False
+        key = (role, client)
         with self._lock:
-            state = self._failures[role]
+            state = self._failures.touch(key, _Failures)
             if now < state.locked_until:
                 raise LockedOut(role, state.locked_until - now)
+            recent = self._global[role] = [
+                t for t in self._global[role] if now - t < FAILURE_WINDOW
+            ]
+            trusted = now - self._trusted.get(key, -TRUSTED_FOR) < TRUSTED_FOR
+            if len(recent) >= GLOBAL_MAX_FAILURES and not trusted:
+                raise LockedOut(role, FAILURE_WINDOW - (now - recent[0]))
         stored = str(self.store.get(f"{role}_password"))
         ok = bool(stored) and verify_password(password, stored)
         with self._lock:
             if ok:
                 state.times.clear()
+                self._trusted.touch(key, float)
+                self._trusted[key] = now
                 return True
             state.times = [t for t in state.times if now - t < FAILURE_WINDOW] + [now]
             if len(state.times) >= MAX_FAILURES:
                 state.locked_until = now + LOCKOUT
                 state.times.clear()
+            recent = self._global[role]
+            recent.append(now)
+            del recent[: max(0, len(recent) - GLOBAL_MAX_FAILURES)]
         return False
 
     # -- API tokens ----------------------------------------------------------------------

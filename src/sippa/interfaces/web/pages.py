@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 from pathlib import Path
 from typing import Any
@@ -158,13 +159,16 @@ async def login_submit(request: Request) -> Response:
     _check_pre(request, form)
     role = str(form.get("role", "admin"))
     nxt = _safe_next(str(form.get("next", "/")))
-    error, status = None, 401
+    error, status, retry_after = None, 401, 0.0
+    client = request.client.host if request.client else ""
     try:
         ok = await run_in_threadpool(
-            lambda: ctx.accounts.login(role, str(form.get("password", "")), now=ctx.clock())
+            lambda: ctx.accounts.login(
+                role, str(form.get("password", "")), now=ctx.clock(), client=client
+            )
         )
     except LockedOut as exc:
-        ok, error, status = False, str(exc), 429
+        ok, error, status, retry_after = False, str(exc), 429, exc.retry_after
     if not ok:
         pre = _pre_token(request)
         failed = _render(
@@ -172,7 +176,7 @@ async def login_submit(request: Request) -> Response:
             error=error or "wrong login or password",
         )
         if status == 429:
-            failed.headers["retry-after"] = "300"
+            failed.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
         return _with_pre(failed, pre)
     old = request.cookies.get(COOKIE)
     if old:
