@@ -100,3 +100,6 @@ class StreamStats:
     """Where our RTP goes now (after any symmetric-RTP latch)."""
     latched: bool
     """True once the destination latched to the peer's source address."""
+    rtcp_short_tag: int = 0
+    """SRTCP packets accepted with a 32-bit tag on an AES_CM_128_HMAC_SHA1_32 stream, where
+    RFC 3711 asks for 80 bits (baresip 1.0 does this)."""

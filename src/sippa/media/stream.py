@@ -612,6 +612,7 @@ class MediaStream:
             rtcp_received=self.rtcp_received,
             remote_address=self.remote,
             latched=self.latched,
+            rtcp_short_tag=self._rx_srtp.rtcp_short_tag if self._rx_srtp is not None else 0,
         )
 
     def close(self) -> None:

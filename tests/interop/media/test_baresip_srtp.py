@@ -100,6 +100,10 @@ async def test_srtp_audio_both_ways(
     # and says so once.
     short_tag_notes = [r for r in caplog.records if "32-bit SRTCP tag" in r.getMessage()]
     assert len(short_tag_notes) == (1 if suite == "AES_CM_128_HMAC_SHA1_32" else 0)
+    if suite == "AES_CM_128_HMAC_SHA1_32":
+        assert stats.rtcp_short_tag >= 1, stats  # type: ignore[attr-defined]
+    else:
+        assert stats.rtcp_short_tag == 0, stats  # type: ignore[attr-defined]
     ours = analyse_wav(result["received"])  # type: ignore[arg-type]
     assert ours.holds(BARESIP_TONE_HZ, min_active=1.2), ours
     # baresip creates its recording at call start and completes the header at call end
