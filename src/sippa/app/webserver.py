@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
 import socket
 import ssl
@@ -22,10 +21,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from sippa.app.files import atomic_write
+from sippa.app.certs import write_self_signed
 from sippa.net.tls import (
     TlsConfigError,
     TrustAnchor,
@@ -74,36 +71,13 @@ def ensure_certificate(directory: Path, *, names: tuple[str, ...] = ()) -> tuple
     cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    hostnames = ["localhost", socket.gethostname(), *names]
-    addresses = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
-    alt: list[x509.GeneralName] = [x509.DNSName(h) for h in dict.fromkeys(hostnames) if h]
-    alt += [x509.IPAddress(a) for a in addresses]
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"sippa {socket.gethostname()}")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(key, hashes.SHA256())
+    write_self_signed(
+        cert_path,
+        key_path,
+        common_name=f"sippa {socket.gethostname()}",
+        hosts=("localhost", socket.gethostname(), *names, "127.0.0.1", "::1"),
+        days=CERT_DAYS,
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    atomic_write(key_path, key_pem, mode=0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("made a self-signed web certificate %s", cert_path)
     return cert_path, key_path
 
