@@ -19,6 +19,7 @@ counted. A talkspurt start (marker bit) after a silence re-anchors playout.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -88,6 +89,7 @@ class JitterBuffer:
         "_next_ext",
         "_next_ts",
         "_played",
+        "_played_order",
         "_prev_max",
         "_prev_min",
         "_started",
@@ -125,6 +127,7 @@ class JitterBuffer:
         self._frames: dict[int, tuple[int, bytes]] = {}
         # Recently played (True) or concealed (False) timestamps, oldest first.
         self._played: dict[int, bool] = {}
+        self._played_order: deque[int] = deque()
         self._started = False
         # The playout cursor as a 32-bit timestamp and as an extended (unwrapped) one.
         self._next_ts = 0
@@ -305,10 +308,7 @@ class JitterBuffer:
                 entry = frames.pop(ts)
         self._next_ts = (self._next_ts + step) & 0xFFFFFFFF
         self._next_ext += step
-        played = self._played
-        played[ts] = entry is not None
-        if len(played) > 256:
-            del played[next(iter(played))]
+        self._mark_played(ts, entry is not None)
         if entry is None:
             if not frames and ts_diff(ts, self._last_ts) > self.max_delay * clock_rate:
                 # Nothing arrives (hold, silence suppression): wait for the next packet.
@@ -324,7 +324,13 @@ class JitterBuffer:
         self._next_ext += units
 
     def _mark_played(self, ts: int, heard: bool) -> None:
+        # The oldest entry leaves through a queue, not next(iter(dict)): that walks over the
+        # deleted slots at the front of the dict's entry table, dozens of cold cache lines
+        # per frame once hundreds of streams share the cache.
         played = self._played
+        if ts not in played:
+            order = self._played_order
+            order.append(ts)
+            if len(order) > 256:
+                del played[order.popleft()]
         played[ts] = heard
-        if len(played) > 256:
-            del played[next(iter(played))]
