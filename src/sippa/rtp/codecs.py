@@ -86,6 +86,10 @@ CODECS: Final = {
 class Encoder(ABC):
     """Encodes one frame of PCM (s16le mono at ``sample_rate``) into one RTP payload."""
 
+    # Slots all the way down: the media engine touches one encoder and one decoder per
+    # stream every frame, and a compact object stays in fewer cache lines.
+    __slots__ = ("clock_rate", "ptime", "sample_rate", "spec")
+
     spec: CodecSpec
     sample_rate: int
     clock_rate: int
@@ -106,6 +110,8 @@ class Encoder(ABC):
 
 class Decoder(ABC):
     """Decodes one RTP payload into PCM (s16le mono at ``sample_rate``)."""
+
+    __slots__ = ("_concealed", "_last", "clock_rate", "ptime", "sample_rate", "spec")
 
     spec: CodecSpec
     sample_rate: int
@@ -313,6 +319,8 @@ else:
 
 
 class _G711Encoder(Encoder):
+    __slots__ = ("_fn",)
+
     def __init__(self, spec: CodecSpec, ptime: int, fn: Callable[[bytes], bytes]) -> None:
         self.spec = spec
         self.sample_rate = spec.sample_rate
@@ -327,6 +335,8 @@ class _G711Encoder(Encoder):
 
 
 class _G711Decoder(Decoder):
+    __slots__ = ("_fn",)
+
     def __init__(self, spec: CodecSpec, ptime: int, fn: Callable[[bytes], bytes]) -> None:
         self.spec = spec
         self.sample_rate = spec.sample_rate
@@ -354,6 +364,8 @@ _OPUS_DURATIONS: Final = {10, 20, 40, 60}
 
 
 class _AvEncoder(Encoder):
+    __slots__ = ("_ctx", "_frame", "_pts")
+
     def __init__(
         self, spec: CodecSpec, ptime: int, ffname: str, options: dict[str, str], bitrate: int
     ) -> None:
@@ -387,6 +399,8 @@ class _AvEncoder(Encoder):
 
 
 class _AvDecoder(Decoder):
+    __slots__ = ("_ctx", "_error", "_packet")
+
     def __init__(self, spec: CodecSpec, ptime: int, ffname: str) -> None:
         self.spec = spec
         self.sample_rate = spec.sample_rate
