@@ -1,162 +1,20 @@
-"""The plain version of :class:`sippa.rtp.jitter.JitterBuffer` (before its per-packet paths
-were inlined for the media engine), kept as the oracle of tests/rtp/test_jitter.py: both must
-agree on every packet and every frame. Do not optimise this copy.
-
-Packets go in with their arrival time; frames come out in timestamp order when their playout
-time has come. Playout time of timestamp ``ts`` is::
-
-    base + ts / clock_rate + delay
-
-where ``base`` is the smallest transit (``arrival - ts / clock_rate``) seen over the last few
-seconds (so clock drift and route changes are followed), and ``delay`` follows the largest
-transit deviation over the same period, within ``[min_delay, max_delay]``. The delay grows at
-once when packets start arriving later and shrinks slowly (at most ``shrink_rate`` seconds per
-second), dropping a frame whenever a whole frame of delay has been given back.
-
-A frame that is due but missing comes out as a loss (``payload is None``): the caller then
-asks its decoder to :meth:`~sippa.rtp.codecs.Decoder.conceal`. Late packets (after their frame
-was played or concealed), duplicates and packets beyond the buffer's span are dropped and
-counted. A talkspurt start (marker bit) after a silence re-anchors playout.
+"""The plain versions of the per-packet methods of :class:`sippa.rtp.jitter.JitterBuffer`
+(as they were before being inlined for the media engine), kept as the oracle of
+tests/rtp/test_jitter.py: both must agree on every packet and every frame. Everything else is
+the real class's. Do not optimise this copy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Protocol
-
-from sippa.errors import LocalProtocolError
+from sippa.rtp import jitter
+from sippa.rtp.jitter import _WINDOW, JitterFrame
 from sippa.rtp.packet import seq_diff, ts_diff
 
-__all__ = ["JitterBuffer", "JitterFrame", "JitterStats"]
-
-_WINDOW: Final = 2.0  # seconds per statistics window; base/peak span the last two
+__all__ = ["JitterBuffer"]
 
 
-class _Packet(Protocol):
-    @property
-    def sequence_number(self) -> int: ...
-    @property
-    def timestamp(self) -> int: ...
-    @property
-    def marker(self) -> bool: ...
-    @property
-    def payload(self) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True)
-class JitterFrame:
-    """One frame to play: a payload, or a loss to conceal (``payload`` is None)."""
-
-    timestamp: int
-    sequence_number: int | None
-    """Sequence number of the packet, None for a loss."""
-    payload: bytes | None
-
-    @property
-    def lost(self) -> bool:
-        return self.payload is None
-
-
-@dataclass(slots=True)
-class JitterStats:
-    """Counters of a :class:`JitterBuffer`."""
-
-    received: int = 0
-    """Packets accepted into the buffer."""
-    played: int = 0
-    """Frames returned with a payload."""
-    lost: int = 0
-    """Frames returned as losses (to conceal)."""
-    late: int = 0
-    """Packets dropped because their frame was already played or concealed."""
-    duplicates: int = 0
-    """Packets dropped because the same frame was already buffered or played."""
-    dropped: int = 0
-    """Frames discarded to shrink the delay or because they were beyond the buffer span."""
-    resyncs: int = 0
-    """Times playout was re-anchored (start, talkspurt after silence, timestamp jump)."""
-
-
-class JitterBuffer:
-    """Adaptive playout buffer for one RTP source."""
-
-    __slots__ = (
-        "_base",
-        "_cur_max",
-        "_cur_min",
-        "_frames",
-        "_last_seq",
-        "_last_ts",
-        "_next_ext",
-        "_next_ts",
-        "_played",
-        "_prev_max",
-        "_prev_min",
-        "_started",
-        "_step",
-        "_window_start",
-        "clock_rate",
-        "delay",
-        "max_delay",
-        "min_delay",
-        "shrink_rate",
-        "stats",
-    )
-
-    def __init__(
-        self,
-        clock_rate: int,
-        ptime: int = 20,
-        *,
-        min_delay: float = 0.02,
-        max_delay: float = 0.3,
-        initial_delay: float = 0.06,
-        shrink_rate: float = 0.02,
-    ) -> None:
-        if not 0 <= min_delay <= max_delay:
-            raise LocalProtocolError("need 0 <= min_delay <= max_delay")
-        self.clock_rate = clock_rate
-        self.min_delay = min_delay
-        self.max_delay = max_delay
-        self.shrink_rate = shrink_rate
-        """Seconds of delay given back per second of playout, at most."""
-        self.delay = min(max(initial_delay, min_delay), max_delay)
-        """Current playout delay in seconds beyond the fastest recent transit."""
-        self.stats = JitterStats()
-        self._step = max(1, clock_rate * ptime // 1000)
-        self._frames: dict[int, tuple[int, bytes]] = {}
-        # Recently played (True) or concealed (False) timestamps, oldest first.
-        self._played: dict[int, bool] = {}
-        self._started = False
-        # The playout cursor as a 32-bit timestamp and as an extended (unwrapped) one.
-        self._next_ts = 0
-        self._next_ext = 0
-        self._base = 0.0
-        self._last_seq: int | None = None
-        self._last_ts = 0
-        self._cur_min = self._prev_min = 0.0
-        self._cur_max = self._prev_max = 0.0
-        self._window_start = 0.0
-
-    @property
-    def frame_step(self) -> int:
-        """Timestamp units per frame (learned from the stream)."""
-        return self._step
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def _ext(self, timestamp: int) -> int:
-        # RFC 3550 §5.1 timestamps wrap at 2**32: unwrap around the cursor.
-        return self._next_ext + ts_diff(timestamp, self._next_ts)
-
-    # --- input ---
-
-    def put(self, packet: _Packet, arrival: float) -> bool:
-        """Add a packet (an :class:`~sippa.rtp.packet.RtpPacket` or alike); False if dropped."""
-        return self.put_payload(
-            packet.sequence_number, packet.timestamp, packet.payload, arrival, packet.marker
-        )
+class JitterBuffer(jitter.JitterBuffer):
+    __slots__ = ()
 
     def put_payload(
         self, seq: int, timestamp: int, payload: bytes, arrival: float, marker: bool = False
@@ -200,20 +58,6 @@ class JitterBuffer:
         self._learn(arrival - self._ext(timestamp) / self.clock_rate, arrival, late=False)
         return True
 
-    def _span(self) -> int:
-        # Nothing sane is buffered further ahead than max_delay plus a second of slack.
-        return int((self.max_delay + 1.0) * self.clock_rate)
-
-    def _anchor(self, timestamp: int, arrival: float) -> None:
-        self.stats.resyncs += 1
-        self._started = True
-        self._next_ts = timestamp
-        transit = arrival - self._next_ext / self.clock_rate
-        self._base = transit
-        self._cur_min = self._prev_min = transit
-        self._cur_max = self._prev_max = 0.0
-        self._window_start = arrival
-
     def _learn(self, transit: float, arrival: float, *, late: bool) -> None:
         if arrival - self._window_start >= _WINDOW:
             self._prev_min, self._prev_max = self._cur_min, self._cur_max
@@ -237,12 +81,6 @@ class JitterBuffer:
         floor = old_due - self.shrink_rate * frame
         if self._base + self.delay < floor:
             self.delay = min(floor - self._base, self.max_delay)
-
-    # --- output ---
-
-    def due(self, timestamp: int) -> float:
-        """Playout time (on the clock of ``now``) of an RTP timestamp near the cursor."""
-        return self._base + self.delay + self._ext(timestamp) / self.clock_rate
 
     def get(self, now: float) -> JitterFrame | None:
         """The next frame if its playout time has come, else None; call until None."""
@@ -284,10 +122,6 @@ class JitterBuffer:
             return JitterFrame(ts, None, None)
         self.stats.played += 1
         return JitterFrame(ts, entry[0], entry[1])
-
-    def _advance(self, units: int) -> None:
-        self._next_ts = (self._next_ts + units) & 0xFFFFFFFF
-        self._next_ext += units
 
     def _mark_played(self, ts: int, heard: bool) -> None:
         played = self._played
