@@ -272,13 +272,55 @@ async def test_a_redirect_loop_stops_after_the_limit(
     assert forwarded == MAX_REDIRECTS + 1  # each INVITE was answered by one 302
 
 
-async def _redirect_by_hand(bob: Phone, status: int, contact: str) -> None:
-    """bob answers the ringing call with ``status`` and ``Contact: <contact>``."""
+async def _redirect_by_hand(bob: Phone, status: int, *contacts: str) -> None:
+    """bob answers the ringing call with ``status`` and a ``Contact: <c>`` for each contact."""
     b_call = (await _ringing(bob))[0]
     assert bob.core is not None
-    bob.core.redirects[b_call.id] = contact
+    bob.core.redirects[b_call.id] = contacts
     bob.core.reject(b_call.id, bob._now(), status)
     bob._pump()
+
+
+async def test_the_next_contact_of_a_redirect_is_tried_when_one_fails(
+    phones: dict[str, Phone],
+) -> None:
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    carol.store.set("dnd", True, 1)  # carol answers 486
+    await asyncio.sleep(0.05)
+    call = await alice.dial(_uri(bob, "bob"))
+    first = (await _ringing(bob))[0]
+    # RFC 3261 §8.1.3.4: the 302 names carol first, then bob himself
+    await _redirect_by_hand(bob, 302, _uri(carol, "carol"), _uri(bob, "bob"))
+    for _ in range(200):  # carol is busy: alice moves on to bob
+        again = [c for c in bob.calls.values()
+                 if c.state is CallState.INCOMING and c.id != first.id]
+        if again:
+            break
+        await asyncio.sleep(0.02)
+    [b_call] = again
+    await bob.answer(b_call.id)
+    await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE or c.is_over, 5)
+    assert call.state is CallState.ACTIVE, call.as_dict()
+    assert call.redirected_from == [_uri(bob, "bob"), _uri(carol, "carol")]
+    assert call.remote == _uri(bob, "bob")
+    assert carol.history is not None
+    assert carol.history.recent(1)[0].end_reason == "do not disturb"
+    await alice.hangup(call.id)
+    await bob.wait_call(b_call.id, lambda c: c.is_over, 5)
+
+
+async def test_a_6xx_from_a_redirect_target_ends_the_call(phones: dict[str, Phone]) -> None:
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    carol.store.set("auto_answer", False, 1)
+    await asyncio.sleep(0.05)
+    call = await alice.dial(_uri(bob, "bob"))
+    await _redirect_by_hand(bob, 302, _uri(carol, "carol"), _uri(bob, "bob"))
+    c_call = (await _ringing(carol))[0]
+    await carol.reject(c_call.id, 603)  # §21.6: declined everywhere
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 603 and call.end_reason == "rejected (603)"
+    await asyncio.sleep(0.2)
+    assert not [c for c in bob.calls.values() if not c.is_over]  # bob was not tried again
 
 
 async def test_305_use_proxy_is_not_followed(phones: dict[str, Phone]) -> None:

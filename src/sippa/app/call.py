@@ -24,6 +24,7 @@ from sippa.app.security import (
 from sippa.media import AudioSink, AudioSource, MediaStream, StreamConfig
 from sippa.net.transport import Peer
 from sippa.sdp import MediaParameters, Negotiator
+from sippa.sip import Uri
 
 __all__ = ["Call", "CallState", "stream_config"]
 
@@ -113,6 +114,9 @@ class Call:
     """The call whose REFER created this one."""
     redirected_from: list[str] = field(default_factory=list)
     """Targets a 3xx moved this outgoing call away from, oldest first (RFC 3261 §8.1.3.4)."""
+    redirect_queue: list[Uri] = field(default_factory=list)
+    """The other Contacts of the last 3xx, best q first: tried in turn when the one being
+    called fails (4xx, 5xx, no answer, unreachable)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _media_task: asyncio.Task[None] | None = None
 

@@ -178,14 +178,14 @@ class _PhoneCore(UserAgentCore):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.redirects: dict[str, str] = {}
-        """Call handle -> the URI our 302 for it names."""
+        self.redirects: dict[str, tuple[str, ...]] = {}
+        """Call handle -> the URIs our 3xx for it names (best first)."""
 
     def send_response(self, txn: Any, response: Response, now: float) -> None:
         if 300 <= response.status_code < 400:
             session = self._owners.get(txn.handle)
-            target = self.redirects.pop(session.handle, None) if session is not None else None
-            if target is not None:
+            targets = self.redirects.pop(session.handle, ()) if session is not None else ()
+            for target in targets:
                 response.headers.add("Contact", f"<{target}>")
         super().send_response(txn, response, now)
 
@@ -716,31 +716,44 @@ class Phone:
         return plan
 
     async def _follow_redirect(self, call: Call, event: CallEnded) -> None:
-        """A 3xx ended our INVITE: call its best acceptable Contact on the same ``Call``
-        (RFC 3261 §8.1.3.4), or end the call saying why not."""
+        """A 3xx ended our INVITE: call its acceptable Contacts in turn, best q first, on the
+        same ``Call`` (RFC 3261 §8.1.3.4), or end the call saying why not."""
         status = event.status
-        target = _redirect_target(call, event)
-        if isinstance(target, str):
-            await self._finish(call, target, status)
+        targets = _redirect_targets(call, event)
+        if isinstance(targets, str):
+            await self._finish(call, targets, status)
             return
+        call.redirect_queue = targets
+        await self._call_next_target(call, status, [])
+
+    async def _call_next_target(self, call: Call, status: int | None, failed: list[str]) -> None:
+        """INVITE the next Contact of ``call.redirect_queue``; ``failed`` says why earlier
+        ones were passed over (the end reason when none is left)."""
         if self.core is None or self.media is None:
             await self._finish(call, "the phone is stopping", status)
             return
         cfg = self.lines[call.line].config
-        try:
-            if target.scheme == "tel":  # a number: through the line's proxy (RFC 3966 §4)
-                if not cfg.proxy:
-                    raise CallError("a tel: target needs a proxy on the line")
-                target = self._target_uri(target.user or "", cfg)
-            if call.remote.lower().startswith("sips:") and not target.is_secure:
-                raise CallError("it would downgrade the sips call")
-            hop, peer, server_name = await self._first_hop(cfg, target, direct=False)
-            if call.is_over:  # hung up meanwhile
-                return
-            plan = self._outgoing_plan(cfg, call.line, target, peer, server_name, record=False)
-        except (CallError, OSError, ProtocolError) as exc:
-            why = exc.reason if isinstance(exc, ProtocolError) else str(exc)
-            await self._finish(call, f"redirected ({status}) to {target}: {why}", status)
+        while call.redirect_queue:
+            target = call.redirect_queue.pop(0)
+            try:
+                if target.scheme == "tel":  # a number: through the line's proxy (RFC 3966 §4)
+                    if not cfg.proxy:
+                        raise CallError("a tel: target needs a proxy on the line")
+                    target = self._target_uri(target.user or "", cfg)
+                if call.remote.lower().startswith("sips:") and not target.is_secure:
+                    raise CallError("it would downgrade the sips call")
+                hop, peer, server_name = await self._first_hop(cfg, target, direct=False)
+                if call.is_over:  # hung up meanwhile
+                    return
+                plan = self._outgoing_plan(cfg, call.line, target, peer, server_name,
+                                           record=False)
+            except (CallError, OSError, ProtocolError) as exc:
+                why = exc.reason if isinstance(exc, ProtocolError) else str(exc)
+                failed.append(f"{target}: {why}")
+                continue
+            break
+        else:
+            await self._finish(call, f"redirected ({status}): " + "; ".join(failed), status)
             return
         # the attempt that was redirected may have started early media: drop it
         if call._media_task is not None:
@@ -946,6 +959,11 @@ class Phone:
                   and event.status is not None and 300 <= event.status < 400
                   and event.reason == "rejected"):
                 self._spawn(self._follow_redirect(call, event))
+            elif (call.direction == "outgoing" and call.end_reason is None
+                  and call.redirect_queue and call.answered is None
+                  and _try_next_contact(event)):
+                reason = f"{call.remote}: {_ended_reason(event)}"
+                self._spawn(self._call_next_target(call, event.status, [reason]))
             else:
                 self._spawn(self._finish(call, _ended_reason(event), event.status))
         elif isinstance(event, ReinviteReceived):
@@ -1010,7 +1028,7 @@ class Phone:
             if forward is not None:
                 # Call Forward All: 302 Moved Temporarily with the new target (§21.3.3)
                 self._record_refused_incoming(number, remote, f"forwarded to {forward}", 302)
-                self.core.redirects[event.call] = forward
+                self.core.redirects[event.call] = (forward,)
                 self.core.reject(event.call, now, 302)
                 self._pump()
                 return
@@ -1385,8 +1403,8 @@ MAX_REDIRECTS = 5
 """3xx responses one call follows at most (loop protection, RFC 3261 §8.1.3.4)."""
 
 
-def _redirect_target(call: Call, event: CallEnded) -> Uri | str:
-    """The Contact of ``event`` (a 3xx) to call next, or why none is followed."""
+def _redirect_targets(call: Call, event: CallEnded) -> list[Uri] | str:
+    """The Contacts of ``event`` (a 3xx) to call, best q first, or why none is followed."""
     status = event.status
     if status == 305:
         # §21.3.6 / RFC 3261 §8.1.3.4: a Use Proxy is not followed (it would let anyone on
@@ -1398,6 +1416,7 @@ def _redirect_target(call: Call, event: CallEnded) -> Uri | str:
         return f"redirected ({status}) too many times (more than {MAX_REDIRECTS}): a loop?"
     secure = call.remote.lower().startswith("sips:")
     refused: list[str] = []
+    targets: list[Uri] = []
     for contact in event.contacts:
         try:
             uri = Uri.parse(contact)
@@ -1409,9 +1428,20 @@ def _redirect_target(call: Call, event: CallEnded) -> Uri | str:
         elif secure and uri.scheme == "sip":
             # RFC 5630 §3.1.1 / RFC 3261 §8.1.3.4: never downgrade a sips call to sip
             refused.append(f"{contact} would downgrade the sips call")
-        else:
-            return uri
-    return f"redirected ({status}) to no acceptable target: " + "; ".join(refused)
+        elif uri not in targets:
+            targets.append(uri)
+    if not targets:
+        return f"redirected ({status}) to no acceptable target: " + "; ".join(refused)
+    return targets[:MAX_REDIRECTS]  # a 3xx listing hundreds of Contacts gets a few tries
+
+
+def _try_next_contact(event: CallEnded) -> bool:
+    """Whether a failed INVITE to one redirect target lets us try the next (RFC 3261
+    §8.1.3.4): after a 4xx or 5xx, no answer or an unreachable target; not after a 6xx,
+    which says the callee declines everywhere (§21.6)."""
+    if event.reason in ("timeout", "transport-error"):
+        return True
+    return event.reason == "rejected" and event.status is not None and 400 <= event.status < 600
 
 
 def _ended_reason(event: CallEnded) -> str:
