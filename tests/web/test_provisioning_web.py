@@ -133,6 +133,7 @@ async def test_update_notes_and_advisories_escaped(
     assert "SIPPA-2026-07" not in page.text
     r = await post(admin, "/provisioning/check-updates")
     assert r.status_code == 200 and "up-to-date" in r.text
+    assert "Install 0.2.0" not in r.text  # nothing newer to install
     assert 'class="advisory severity-critical"' in r.text and "SIPPA-2026-07" in r.text
     assert "fixes &lt;b&gt;a hole&lt;/b&gt;" in r.text and "<b>a hole" not in r.text
     assert "&lt;script&gt;alert(1)" in r.text and "<script>alert" not in r.text
@@ -260,9 +261,12 @@ async def test_update_progress_then_installed_version(
 ) -> None:
     server = SlowServer()
 
+    installed: list[Path] = []
+
     async def installer(env: Path, wheel: Path) -> None:
         assert wheel.read_bytes() == WHEEL
         env.mkdir(parents=True)
+        installed.append(env)
 
     updater = Updater(
         store, root=tmp_path / "rel", public_keys=[KEY.public_key()], current_version="0.1.0",
@@ -278,7 +282,10 @@ async def test_update_progress_then_installed_version(
         "sha256": hashlib.sha256(WHEEL).hexdigest(), "notes": "New things.",
     }, KEY)
     server.files["https://up.test/sippa-0.2.0-py3-none-any.whl"] = WHEEL
-    check = asyncio.create_task(post(admin, "/provisioning/check-updates"))
+    r = await post(admin, "/provisioning/check-updates")  # a check installs nothing
+    assert "Update check done: available." in r.text and "Install 0.2.0" in r.text
+    assert updater.status.current_version == "0.1.0" and not installed
+    check = asyncio.create_task(post(admin, "/provisioning/install-update"))
     for _ in range(200):
         if updater.status.state == "downloading":
             break
@@ -288,7 +295,7 @@ async def test_update_progress_then_installed_version(
     assert "Release 0.2.0" in page.text and "New things." in page.text
     server.gate.set()
     r = await check
-    assert r.status_code == 200 and "Update check done: installed." in r.text
+    assert r.status_code == 200 and "Update: installed." in r.text
     status = (await admin.get("/api/v1/provisioning/status")).json()["updates"]
     assert status["current_version"] == "0.2.0" and status["progress"] is None
     assert "<progress" not in (await admin.get("/settings/provisioning")).text
@@ -313,7 +320,7 @@ def test_provisioning_api_fuzzed(tmp_path: Path) -> None:
                                                 headers=headers)
         operations = [r.ok() for r in schema.get_all_operations()
                       if r.ok().path.startswith("/api/v1/provisioning/")]
-        assert len(operations) == 5
+        assert len(operations) == 6
         checks = [not_a_server_error, response_schema_conformance, status_code_conformance]
         for operation in operations:
 

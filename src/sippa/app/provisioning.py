@@ -454,7 +454,8 @@ class ProvisioningService:
     (reload the anchors there). ``updater`` is an :class:`sippa.app.updates.Updater` or None
     (no update key configured). The daemon calls :meth:`start`/:meth:`stop` and passes
     authenticated ``NOTIFY Event: resync`` to :meth:`on_resync_notify`; the web page shows
-    :meth:`status` and may call :meth:`resync_now`, :meth:`check_updates`, :meth:`export`.
+    :meth:`status` and may call :meth:`resync_now`, :meth:`check_updates`,
+    :meth:`install_update`, :meth:`export`.
     """
 
     def __init__(
@@ -531,6 +532,13 @@ class ProvisioningService:
         return await self.provisioner.resync()
 
     async def check_updates(self) -> dict[str, Any]:
+        """Look for a newer signed release (installs nothing)."""
+        if self.updater is not None:
+            await self.updater.check_only()
+        return self.status()["updates"]  # type: ignore[no-any-return]
+
+    async def install_update(self) -> dict[str, Any]:
+        """Check, and install a newer signed release when there is one."""
         if self.updater is not None:
             await self.updater.update()
         return self.status()["updates"]  # type: ignore[no-any-return]

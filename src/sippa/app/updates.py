@@ -583,12 +583,20 @@ class Updater:
 
     # -- installing ----------------------------------------------------------------------
 
+    async def check_only(self) -> UpdateStatus:
+        """Fetch and verify the manifest and say what is available, installing nothing (the
+        admin's "Check for updates"). Never raises."""
+        return await self._check_then(install=False)
+
     async def update(self) -> UpdateStatus:
         """Check and, when a verified newer release is there, install it. Never raises."""
+        return await self._check_then(install=True)
+
+    async def _check_then(self, *, install: bool) -> UpdateStatus:
         async with self._lock:
             try:
                 manifest = await self.check()
-                if manifest is not None:
+                if manifest is not None and install:
                     await self._install_release(manifest)
             except (UpdateError, RuleError, FetchError) as exc:
                 state = "failed" if isinstance(exc, FetchError) else "refused"

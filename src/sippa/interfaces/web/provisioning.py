@@ -149,6 +149,15 @@ async def resync_submit(request: Request) -> Response:
 
 @router.post("/provisioning/check-updates")
 async def check_updates_submit(request: Request) -> Response:
+    return await _updates_submit(request, install=False)
+
+
+@router.post("/provisioning/install-update")
+async def install_update_submit(request: Request) -> Response:
+    return await _updates_submit(request, install=True)
+
+
+async def _updates_submit(request: Request, *, install: bool) -> Response:
     who, form = await _admin_form(request)
     await form.close()
     if (refused := _refused(request, who)) is not None:
@@ -158,9 +167,14 @@ async def check_updates_submit(request: Request) -> Response:
     if service.updater is None:
         return _page(request, who, 409, prov_error="automatic updates are off: no release key "
                      "(update-keys.pem) is configured")
-    updates = await service.check_updates()
+    if install:
+        updates = await service.install_update()
+        done = "Update"
+    else:
+        updates = await service.check_updates()
+        done = "Update check done"
     state = updates["state"] if updates else "idle"
-    return _page(request, who, prov_message=f"Update check done: {state}.")
+    return _page(request, who, prov_message=f"{done}: {state}.")
 
 
 @router.post("/provisioning/import")
@@ -284,11 +298,27 @@ async def api_resync(who: Who, ctx: Ctx) -> dict[str, Any]:
     responses=_ERRORS,
 )
 async def api_check_updates(who: Who, ctx: Ctx) -> dict[str, Any]:
-    """Check the Upgrade Rule's manifest now (a newer signed release is installed)."""
+    """Check the Upgrade Rule's manifest now; a newer signed release shows as
+    ``available`` (nothing is installed)."""
     service = _service(who, ctx)
     if service.updater is None:
         raise HTTPException(409, "automatic updates are off: no release key is configured")
     await service.check_updates()
+    return status_of(service)
+
+
+@api_router.post(
+    "/install-update",
+    response_model=ProvisioningOut,
+    responses=_ERRORS,
+)
+async def api_install_update(who: Who, ctx: Ctx) -> dict[str, Any]:
+    """Check the Upgrade Rule's manifest now and install a newer signed release (health
+    check, rollback when it fails); answers the status after it."""
+    service = _service(who, ctx)
+    if service.updater is None:
+        raise HTTPException(409, "automatic updates are off: no release key is configured")
+    await service.install_update()
     return status_of(service)
 
 
