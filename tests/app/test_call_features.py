@@ -206,9 +206,26 @@ async def test_incoming_calls_reach_the_line_they_name(phones: dict[str, Phone],
     alice, bob = phones["alice"], phones["bob"]
     bob.store.update({("line_enable", 2): True, ("user_id", 2): "bob2"})
     await asyncio.sleep(0.05)
+    seen: list[bytes] = []
+    assert alice.core is not None
+    original = alice.core.receive
+
+    def spy(data: bytes, source: Any, now: float) -> None:
+        seen.append(data)
+        original(data, source, now)
+
+    alice.core.receive = spy  # type: ignore[method-assign]
     call = await alice.dial(_uri(bob, "bob2"))
     incoming = (await _ringing(bob))[0]
     assert incoming.line == 2
+    # bob answers as the line that was called: its Contact names bob2, not line 1's bob
+    for _ in range(100):
+        ringing = [m for m in seen if m.startswith(b"SIP/2.0 180")]
+        if ringing:
+            break
+        await asyncio.sleep(0.02)
+    contact = next(ln for ln in ringing[0].split(b"\r\n") if ln.startswith(b"Contact:"))
+    assert b"bob2@" in contact and b"<sips:bob@" not in contact
     await bob.reject(incoming.id, 603)
     await alice.wait_call(call.id, lambda c: c.is_over, 5)
     assert call.status_code == 603 and call.end_reason == "rejected (603)"

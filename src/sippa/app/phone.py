@@ -277,7 +277,8 @@ class Phone:
         self._base = CoreConfig(
             local=tuple(local),
             aor=NameAddr(None, Uri("sip", "sippa", None, opts.host)),
-            # incoming calls get their Contact before we know the line: the default line's
+            # an incoming call's dialog starts with the default line's Contact user and gets
+            # the called line's before the first response with a Contact (_on_incoming)
             contact_user=self.lines[self._default_line()].config.user_id or "sippa",
             timers=timers,
             user_agent=str(store.get("sip_user_agent_name")).replace("$VERSION", "0.1"),
@@ -1073,6 +1074,8 @@ class Phone:
         else:
             call.delayed_offer = True
         log.info("[%s] ext%d incoming call from %s", call.id, number, remote)
+        # the dialog was made before we knew the line: answer as the line that was called
+        self.core.set_contact_user(event.call, cfg.user_id or "sippa")
         self.core.ringing(event.call, now, 180)
         self._pump()
         self._call_changed(call)

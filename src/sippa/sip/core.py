@@ -716,6 +716,16 @@ class UserAgentCore:
         self._add_session(session)
         return handle
 
+    def set_contact_user(self, call: str, user: str | None) -> None:
+        """The user part of our Contact in ``call``'s dialog, before we answer it: a UA with
+        several identities (the lines of a phone) answers as the one that was called."""
+        dialog = self._session(call).dialog
+        if dialog is not None and dialog.local_contact is not None:
+            contact = dialog.local_contact
+            dialog.local_contact = NameAddr(
+                contact.display_name, contact.uri.replace(user=user), contact.params
+            )
+
     def ringing(
         self,
         call: str,
