@@ -267,11 +267,9 @@ async def test_call_forward_answers_302_and_the_caller_follows_it(
 
 
 @pytest.mark.parametrize("through_carol", [False, True], ids=["b-to-b", "b-to-c-to-b"])
-async def test_a_redirect_loop_stops_after_the_limit(
+async def test_a_redirect_loop_stops_at_the_first_repeated_target(
     phones: dict[str, Phone], through_carol: bool
 ) -> None:
-    from sippa.app.phone import MAX_REDIRECTS
-
     alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
     if through_carol:
         bob.store.set("cfwd_all_dest_line", _uri(carol, "carol"), 1)
@@ -281,12 +279,35 @@ async def test_a_redirect_loop_stops_after_the_limit(
     await asyncio.sleep(0.05)
     call = await alice.dial(_uri(bob, "bob"))
     await alice.wait_call(call.id, lambda c: c.is_over, 10)
+    # RFC 3261 §8.1.3.4: a URI joins the target set once
     assert call.status_code == 302
-    assert len(call.redirected_from) == MAX_REDIRECTS
-    assert call.end_reason is not None and "too many times" in call.end_reason
+    assert call.end_reason is not None and "already tried" in call.end_reason
+    assert call.redirected_from == ([_uri(bob, "bob")] if through_carol else [])
     assert bob.history is not None and carol.history is not None
     forwarded = len(bob.history.recent(20)) + len(carol.history.recent(20))
-    assert forwarded == MAX_REDIRECTS + 1  # each INVITE was answered by one 302
+    assert forwarded == (2 if through_carol else 1)  # each INVITE was answered by one 302
+
+
+async def test_the_redirect_limit_counts_3xx_responses(
+    phones: dict[str, Phone], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sippa.app import phone as phone_module
+
+    monkeypatch.setattr(phone_module, "MAX_REDIRECTS", 2)
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    # a chain of distinct targets: bob -> carol -> bob2 -> carol2
+    bob.store.update({("line_enable", 2): True, ("user_id", 2): "bob2"})
+    carol.store.update({("line_enable", 2): True, ("user_id", 2): "carol2"})
+    bob.store.set("cfwd_all_dest_line", _uri(carol, "carol"), 1)
+    carol.store.set("cfwd_all_dest_line", _uri(bob, "bob2"), 1)
+    bob.store.set("cfwd_all_dest_line", _uri(carol, "carol2"), 2)
+    await asyncio.sleep(0.05)
+    call = await alice.dial(_uri(bob, "bob"))
+    await alice.wait_call(call.id, lambda c: c.is_over, 10)
+    assert call.status_code == 302
+    assert call.end_reason is not None and "too many times" in call.end_reason
+    assert call.redirected_from == [_uri(bob, "bob"), _uri(carol, "carol")]
+    assert call.remote == _uri(bob, "bob2")
 
 
 async def _redirect_by_hand(bob: Phone, status: int, *contacts: str) -> None:
@@ -303,11 +324,13 @@ async def test_the_next_contact_of_a_redirect_is_tried_when_one_fails(
 ) -> None:
     alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
     carol.store.set("dnd", True, 1)  # carol answers 486
+    bob.store.update({("line_enable", 2): True, ("user_id", 2): "bob2"})
     await asyncio.sleep(0.05)
     call = await alice.dial(_uri(bob, "bob"))
     first = (await _ringing(bob))[0]
-    # RFC 3261 §8.1.3.4: the 302 names carol first, then bob himself
-    await _redirect_by_hand(bob, 302, _uri(carol, "carol"), _uri(bob, "bob"))
+    # RFC 3261 §8.1.3.4: the 302 names carol first, then bob's other line; bob's own URI
+    # (already tried) is not called again
+    await _redirect_by_hand(bob, 302, _uri(bob, "bob"), _uri(carol, "carol"), _uri(bob, "bob2"))
     for _ in range(200):  # carol is busy: alice moves on to bob
         again = [c for c in bob.calls.values()
                  if c.state is CallState.INCOMING and c.id != first.id]
@@ -319,19 +342,51 @@ async def test_the_next_contact_of_a_redirect_is_tried_when_one_fails(
     await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE or c.is_over, 5)
     assert call.state is CallState.ACTIVE, call.as_dict()
     assert call.redirected_from == [_uri(bob, "bob"), _uri(carol, "carol")]
-    assert call.remote == _uri(bob, "bob")
+    assert call.remote == _uri(bob, "bob2") and b_call.line == 2
     assert carol.history is not None
     assert carol.history.recent(1)[0].end_reason == "do not disturb"
     await alice.hangup(call.id)
     await bob.wait_call(b_call.id, lambda c: c.is_over, 5)
 
 
+async def test_an_unreachable_redirect_target_moves_on_to_the_next(
+    phones: dict[str, Phone],
+) -> None:
+    import socket
+
+    alice, bob = phones["alice"], phones["bob"]
+    bob.store.update({("line_enable", 2): True, ("user_id", 2): "bob2"})
+    with socket.socket() as s:  # a port where nothing listens: the TLS connection is refused
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    await asyncio.sleep(0.05)
+    call = await alice.dial(_uri(bob, "bob"))
+    first = (await _ringing(bob))[0]
+    nowhere = f"sips:nobody@127.0.0.1:{closed}"
+    await _redirect_by_hand(bob, 302, nowhere, _uri(bob, "bob2"))
+    for _ in range(250):
+        again = [c for c in bob.calls.values()
+                 if c.state is CallState.INCOMING and c.id != first.id]
+        if again or call.is_over:
+            break
+        await asyncio.sleep(0.02)
+    assert not call.is_over, call.end_reason
+    [b_call] = again
+    assert b_call.line == 2
+    assert call.redirected_from == [_uri(bob, "bob"), nowhere]
+    await bob.reject(b_call.id, 486)
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 486
+
+
 async def test_a_6xx_from_a_redirect_target_ends_the_call(phones: dict[str, Phone]) -> None:
     alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
     carol.store.set("auto_answer", False, 1)
     await asyncio.sleep(0.05)
+    bob.store.update({("line_enable", 2): True, ("user_id", 2): "bob2"})
+    await asyncio.sleep(0.05)
     call = await alice.dial(_uri(bob, "bob"))
-    await _redirect_by_hand(bob, 302, _uri(carol, "carol"), _uri(bob, "bob"))
+    await _redirect_by_hand(bob, 302, _uri(carol, "carol"), _uri(bob, "bob2"))
     c_call = (await _ringing(carol))[0]
     await carol.reject(c_call.id, 603)  # §21.6: declined everywhere
     await alice.wait_call(call.id, lambda c: c.is_over, 5)

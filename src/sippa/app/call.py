@@ -114,6 +114,11 @@ class Call:
     """The call whose REFER created this one."""
     redirected_from: list[str] = field(default_factory=list)
     """Targets a 3xx moved this outgoing call away from, oldest first (RFC 3261 §8.1.3.4)."""
+    unreachable: str | None = None
+    """Why the flow to the first hop failed (TLS refusal reasons included), until the call
+    ends with it or moves on to the next redirect target."""
+    redirects_followed: int = 0
+    """3xx responses this call followed (at most MAX_REDIRECTS)."""
     redirect_queue: list[Uri] = field(default_factory=list)
     """The other Contacts of the last 3xx, best q first: tried in turn when the one being
     called fails (4xx, 5xx, no answer, unreachable)."""

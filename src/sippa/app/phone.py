@@ -724,6 +724,7 @@ class Phone:
         if isinstance(targets, str):
             await self._finish(call, targets, status)
             return
+        call.redirects_followed += 1
         call.redirect_queue = targets
         await self._call_next_target(call, status, [])
 
@@ -963,10 +964,12 @@ class Phone:
             elif (call.direction == "outgoing" and call.end_reason is None
                   and call.redirect_queue and call.answered is None
                   and _try_next_contact(event)):
-                reason = f"{call.remote}: {_ended_reason(event)}"
+                reason = f"{call.remote}: {call.unreachable or _ended_reason(event)}"
+                call.unreachable = None
                 self._spawn(self._call_next_target(call, event.status, [reason]))
             else:
-                self._spawn(self._finish(call, _ended_reason(event), event.status))
+                reason = call.unreachable or _ended_reason(event)
+                self._spawn(self._finish(call, reason, event.status))
         elif isinstance(event, ReinviteReceived):
             self._on_reinvite(event)
         elif isinstance(event, ReinviteAnswered):
@@ -985,8 +988,7 @@ class Phone:
             for call in self.calls.values():
                 # a call that never got through says why (TLS refusal reasons included)
                 if call.first_hop == event.peer and call.answered is None and not call.is_over:
-                    why = f"cannot reach {event.peer}: {event.reason}"
-                    call.end_reason = call.end_reason or why
+                    call.unreachable = f"cannot reach {event.peer}: {event.reason}"
 
 
     def _spawn(self, coro: Any) -> None:
@@ -1415,11 +1417,14 @@ def _redirect_targets(call: Call, event: CallEnded) -> list[Uri] | str:
         return f"rejected ({status}): Use Proxy is not followed"
     if not event.contacts:
         return _ended_reason(event)
-    if len(call.redirected_from) >= MAX_REDIRECTS:
+    if call.redirects_followed >= MAX_REDIRECTS:
         return f"redirected ({status}) too many times (more than {MAX_REDIRECTS}): a loop?"
     secure = call.remote.lower().startswith("sips:")
     refused: list[str] = []
     targets: list[Uri] = []
+    # RFC 3261 §8.1.3.4: a URI joins the target set once; a Contact we already called (the
+    # redirecting target itself included) is not called again
+    tried = {*call.redirected_from, call.remote}
     for contact in event.contacts:
         try:
             uri = Uri.parse(contact)
@@ -1431,6 +1436,8 @@ def _redirect_targets(call: Call, event: CallEnded) -> list[Uri] | str:
         elif secure and uri.scheme == "sip":
             # RFC 5630 §3.1.1 / RFC 3261 §8.1.3.4: never downgrade a sips call to sip
             refused.append(f"{contact} would downgrade the sips call")
+        elif str(uri) in tried:
+            refused.append(f"{contact} was already tried")
         elif uri not in targets:
             targets.append(uri)
     if not targets:
