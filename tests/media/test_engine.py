@@ -171,17 +171,22 @@ async def test_plain_rtp_latches_on_first_valid_packet_and_ignores_unknown_paylo
             peer.close()
 
 
-async def test_after_latching_only_the_peer_reaches_the_stream_until_a_new_remote() -> None:
+@pytest.mark.parametrize("behind_nat", [False, True], ids=["sdp-address", "nat"])
+async def test_after_latching_to_the_sdp_address_only_the_peer_reaches_the_stream(
+    behind_nat: bool,
+) -> None:
     from sippa.net.ports import can_disconnect_udp
 
     if not can_disconnect_udp():
         pytest.skip("no connect(AF_UNSPEC) here: streams stay unconnected")
     async with MediaEngine(SETTINGS) as engine:
         a, _ = pair(engine, None)
-        sa = engine.start_stream(dataclasses.replace(a, remote_port=9))
         peer, other = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
         peer.bind(("127.0.0.1", 0))
         other.bind(("127.0.0.1", 0))
+        # the SDP names the peer's address, or (behind a NAT) an address it does not send from
+        sdp_port = 9 if behind_nat else peer.getsockname()[1]
+        sa = engine.start_stream(dataclasses.replace(a, remote_port=sdp_port))
         dest = ("127.0.0.1", sa.local_port)
 
         def rtp(seq: int) -> bytes:
@@ -191,15 +196,22 @@ async def test_after_latching_only_the_peer_reaches_the_stream_until_a_new_remot
             peer.sendto(rtp(1), dest)
             await asyncio.sleep(0.1)
             assert sa.stats().remote_address == peer.getsockname()
-            assert sa.rtp_socket.getpeername() == peer.getsockname()
-            # the peer now gets our RTP on the connected socket
+            # the peer gets our RTP (connected or not)
             peer.settimeout(1.0)
             assert peer.recvfrom(2048)[1] == dest
-            # someone else's valid-looking RTP never reaches the stream (dropped by the kernel)
             received = sa.stats().packets_received
             for seq in range(2, 12):
                 other.sendto(rtp(seq), dest)
             await asyncio.sleep(0.1)
+            if behind_nat:
+                # latched to an address the SDP did not name: not connected, so the real
+                # peer could never be locked out by a stray first packet
+                with pytest.raises(OSError):
+                    sa.rtp_socket.getpeername()
+                assert sa.stats().packets_received == received + 10
+                return
+            assert sa.rtp_socket.getpeername() == peer.getsockname()
+            # someone else's valid-looking RTP never reaches the stream (dropped by the kernel)
             assert sa.stats().packets_received == received
             assert sa.stats().malformed == sa.stats().auth_failures == 0
             # a re-INVITE to a new remote undoes it: latching starts over, anyone may speak

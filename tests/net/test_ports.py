@@ -133,3 +133,42 @@ async def test_connect_honours_a_narrow_range() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"),
+                                               (socket.AF_INET6, "::1")])
+def test_a_connected_udp_socket_can_be_disconnected_and_keeps_its_port(
+    family: socket.AddressFamily, host: str
+) -> None:
+    from sippa.net.ports import can_disconnect_udp, disconnect_udp
+
+    if not can_disconnect_udp():
+        pytest.skip("no connect(AF_UNSPEC) through libc here")
+    try:
+        sock, peer, other = (socket.socket(family, socket.SOCK_DGRAM) for _ in range(3))
+    except OSError:
+        pytest.skip("no IPv6 here")
+    with sock, peer, other:
+        try:
+            sock.bind((host, 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+        port = sock.getsockname()[1]
+        sock.close()
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind((host, port))  # an explicit port, as RTP sockets have
+        peer.bind((host, 0))
+        other.bind((host, 0))
+        sock.connect(peer.getsockname()[:2])
+        sock.settimeout(0.5)
+        other.sendto(b"dropped", sock.getsockname()[:2])  # not from the connected peer
+        peer.sendto(b"kept", sock.getsockname()[:2])
+        assert sock.recv(64) == b"kept"
+        disconnect_udp(sock)
+        with pytest.raises(OSError):
+            sock.getpeername()
+        assert sock.getsockname()[1] == port
+        other.sendto(b"now welcome", (host, port))
+        assert sock.recv(64) == b"now welcome"
+        disconnect_udp(sock)  # harmless when not connected
+        sock.close()

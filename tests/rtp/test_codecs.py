@@ -179,12 +179,13 @@ def test_g711_fast_paths_match_the_tables_for_every_input() -> None:
     """The C G.711 (audioop) is used only where it equals the G.191-exact tables."""
     from sippa.rtp import codecs
 
+    if codecs._audioop is None:
+        pytest.skip("no audioop here: the tables are the only path")
     every_pcm = np.arange(-32768, 32768, dtype="<i2").tobytes()
     every_code = bytes(range(256))
     assert codecs.ulaw_encode(every_pcm) == codecs._ulaw_encode_table(every_pcm)
     assert codecs.alaw_encode(every_pcm) == codecs._alaw_encode_table(every_pcm)
     assert codecs.ulaw_decode(every_code) == codecs._ulaw_decode_table(every_code)
     assert codecs.alaw_decode(every_code) == codecs._alaw_decode_table(every_code)
-    if codecs._audioop is not None:
-        # Why mu-law encoding keeps the table: audioop rounds negative samples differently.
-        assert codecs._audioop.lin2ulaw(every_pcm, 2) != codecs._ulaw_encode_table(every_pcm)
+    # Why mu-law encoding keeps the table: audioop rounds negative samples differently.
+    assert codecs._audioop.lin2ulaw(every_pcm, 2) != codecs._ulaw_encode_table(every_pcm)

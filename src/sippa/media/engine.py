@@ -148,11 +148,12 @@ class Scheduler:
         lateness = self.lateness
         buckets = lateness.buckets
         stop_at = now + budget
-        replace = heapq.heapreplace
+        pop, push = heapq.heappop, heapq.heappush
         while heap and heap[0][0] <= limit:
-            deadline, order, period, job = heap[0]
+            # popped before the tick and pushed after it, so a tick that schedules another
+            # job (Scheduler.add) cannot disturb this one's entry
+            deadline, order, period, job = pop(heap)
             if job.closed:
-                heapq.heappop(heap)
                 continue
             behind = now - deadline
             if behind > self.max_catch_up * period:
@@ -169,7 +170,7 @@ class Scheduler:
                 lateness.count += 1
             else:
                 lateness.add(behind)
-            replace(heap, (deadline + period, order, period, job))
+            push(heap, (deadline + period, order, period, job))
             ran += 1
             if clock is not None and not ran & 15:
                 now = clock()

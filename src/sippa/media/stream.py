@@ -11,6 +11,7 @@ cannot end a call.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import secrets
 import socket
@@ -57,6 +58,15 @@ _HEADER = struct.Struct("!BBHII")
 _UNPACK_FIXED = struct.Struct("!xBHII").unpack_from
 _MAX_EVENTS = 256
 _random = secrets.SystemRandom()
+
+
+def _same_address(addr: tuple[str, int], expected: tuple[str, int] | None) -> bool:
+    if expected is None or addr[1] != expected[1]:
+        return False
+    try:
+        return ipaddress.ip_address(addr[0]) == ipaddress.ip_address(expected[0])
+    except ValueError:
+        return False
 
 
 class MediaStream:
@@ -471,10 +481,12 @@ class MediaStream:
             self._emit(RemoteLatched(addr))
             if self._mux:
                 self.remote_rtcp = addr
-        # Connect the socket to the peer we latched to: the kernel then drops datagrams
-        # from anyone else (no injection from other addresses, "RTP Bleed"), and a
-        # connected UDP send skips the per-packet route lookup.
-        if can_disconnect_udp():  # a re-INVITE with a new remote must be able to undo it
+        # When the first authenticated packet came from exactly the address the SDP named,
+        # connect the socket to it: the kernel then drops datagrams from anyone else, and a
+        # connected UDP send skips the per-packet route lookup. Not when it came from
+        # elsewhere (a NAT, or a stray or late packet of someone else): connecting would
+        # lock the real peer out for the rest of the call.
+        if _same_address(addr, self.config.remote_rtp) and can_disconnect_udp():
             try:
                 self.rtp_socket.connect(addr)
             except OSError as exc:

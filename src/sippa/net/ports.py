@@ -195,9 +195,8 @@ def _libc_connect() -> Callable[[int, bytes, int], int] | None:
     import ctypes.util  # noqa: PLC0415
 
     name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
+        # find_library can come back empty (musl); the running process has libc loaded
         fn = ctypes.CDLL(name, use_errno=True).connect
     except (OSError, AttributeError):
         return None
@@ -218,16 +217,25 @@ def can_disconnect_udp() -> bool:
 
 def disconnect_udp(sock: socket.socket) -> None:
     """Dissolve a connected UDP socket's peer (``connect`` to AF_UNSPEC, POSIX), so it takes
-    datagrams from anyone again. Python's ``socket.connect`` cannot express AF_UNSPEC."""
+    datagrams from anyone again. Python's ``socket.connect`` cannot express AF_UNSPEC.
+
+    The socket keeps its local port only when it was bound to an explicit one (as every RTP
+    socket here is); one bound to port 0 loses it.
+    """
     if not can_disconnect_udp():
         raise OSError(errno.EOPNOTSUPP, "cannot disconnect a UDP socket here")
     connect = _UNSPEC_CONNECT[0]
     assert connect is not None
-    # A sockaddr of family AF_UNSPEC (0): 16 zero octets covers sockaddr_in; in6 is longer
-    # but the family alone decides.
-    if connect(sock.fileno(), bytes(28), 16) != 0:
-        import ctypes  # noqa: PLC0415
-
-        err = ctypes.get_errno()
-        if err not in (0, errno.EAFNOSUPPORT):  # Linux may report EAFNOSUPPORT yet dissolve
-            raise OSError(err, "disconnecting a UDP socket failed")
+    # A zeroed sockaddr of the socket's own size: only its family (AF_UNSPEC = 0) counts,
+    # but the BSDs check the length against the socket's family.
+    size = 28 if sock.family == socket.AF_INET6 else 16
+    connect(sock.fileno(), bytes(size), size)
+    # Linux answers 0; the BSDs dissolve the association and may then report an error for
+    # the unspecified address: what counts is that no peer is left.
+    try:
+        sock.getpeername()
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            return
+        raise
+    raise OSError(errno.EISCONN, "disconnecting a UDP socket failed")

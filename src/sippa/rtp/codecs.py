@@ -145,7 +145,8 @@ class Decoder(ABC):
         gain = 0.5**self._concealed
         if _audioop is not None:
             # The fade in _FADE_STEPS constant steps through the C audioop (a loaded engine
-            # conceals often, and numpy's five array operations cost ~10x more per frame).
+            # conceals often, and numpy's five array operations cost ~10x more per frame):
+            # a staircase from 0.97 to 0.53 of the gain instead of numpy's smooth 1.0-0.5.
             last, mul = self._last, _audioop.mul
             n = len(last) // 2
             bounds = [2 * (n * i // _FADE_STEPS) for i in range(_FADE_STEPS + 1)]
