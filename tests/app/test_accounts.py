@@ -110,6 +110,49 @@ def test_guessing_from_many_addresses_trips_a_global_limit_that_spares_known_cli
     assert accounts.login("admin", GOOD, now=2.0 + FAILURE_WINDOW, client="203.0.113.50")
 
 
+def test_parallel_guesses_get_no_more_tries_than_sequential_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sippa.app import accounts as accounts_module
+
+    accounts = Accounts(ConfigStore())
+    accounts.set_password("admin", GOOD)
+    checked = []
+    lock = threading.Lock()
+
+    def slow_verify(password: str, stored: str) -> bool:  # scrypt, only slower
+        with lock:
+            checked.append(password)
+        time.sleep(0.2)
+        return False
+
+    monkeypatch.setattr(accounts_module, "verify_password", slow_verify)
+
+    def attempt(i: int) -> str:
+        try:
+            return str(accounts.login("admin", f"guess{i}", now=1.0, client="198.51.100.7"))
+        except LockedOut:
+            return "locked"
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(attempt, range(12)))
+    assert len(checked) == MAX_FAILURES  # the others were refused without a check
+    assert results.count("locked") == 12 - MAX_FAILURES
+
+
+def test_an_ipv6_client_counts_by_its_64() -> None:
+    accounts = Accounts(ConfigStore())  # no password: every try fails without scrypt
+    for i in range(MAX_FAILURES):
+        assert not accounts.login("admin", "x", now=float(i), client=f"2001:db8:5:6::{i + 1}")
+    with pytest.raises(LockedOut):
+        accounts.login("admin", "x", now=10.0, client="2001:db8:5:6:ffff::1")
+    assert not accounts.login("admin", "x", now=10.0, client="2001:db8:5:7::1")
+
+
 def test_lockout_state_stays_bounded() -> None:
     accounts = Accounts(ConfigStore())  # no password set: every try fails without scrypt
     for i in range(MAX_CLIENTS + 100):

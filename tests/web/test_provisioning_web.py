@@ -301,6 +301,45 @@ async def test_update_progress_then_installed_version(
     assert "<progress" not in (await admin.get("/settings/provisioning")).text
 
 
+async def test_install_installs_the_release_that_was_shown(
+    ctx: WebContext, admin: httpx.AsyncClient, store: ConfigStore, tmp_path: Path
+) -> None:
+    server = Server()
+    installed: list[Path] = []
+
+    async def installer(env: Path, wheel: Path) -> None:
+        env.mkdir(parents=True)
+        installed.append(env)
+
+    updater = Updater(
+        store, root=tmp_path / "rel", public_keys=[KEY.public_key()], current_version="0.1.0",
+        fetch=server, installer=installer,
+    )
+    ctx.provisioning = ProvisioningService(
+        store, data_dir=tmp_path, trust=lambda: TrustStore.from_files([], system=False),
+        mac=MAC, fetch=server, updater=updater,
+    )
+    store.update({("upgrade_rule", 0): "https://up.test/manifest.json"})
+
+    def publish(version: str) -> None:
+        server.files["https://up.test/manifest.json"] = sign_manifest({
+            "name": "sippa", "version": version, "wheel": f"sippa-{version}-py3-none-any.whl",
+            "sha256": hashlib.sha256(WHEEL).hexdigest(),
+        }, KEY)
+        server.files[f"https://up.test/sippa-{version}-py3-none-any.whl"] = WHEEL
+
+    publish("0.2.0")
+    r = await post(admin, "/provisioning/check-updates")
+    assert 'name="version" value="0.2.0"' in r.text
+    publish("0.3.0")  # the manifest changed between the check and the click
+    r = await post(admin, "/provisioning/install-update", data={"version": "0.2.0"})
+    assert r.status_code == 200 and not installed
+    assert "the release changed: 0.3.0 is available now, not 0.2.0" in r.text
+    assert "Install 0.3.0" in r.text
+    r = await post(admin, "/provisioning/install-update", data={"version": "0.3.0"})
+    assert installed and "Update: installed." in r.text
+
+
 def test_provisioning_api_fuzzed(tmp_path: Path) -> None:
     """The provisioning operations with a running service: random profiles never make a 500."""
     store = ConfigStore(tmp_path / "sippa.db", lines=2)

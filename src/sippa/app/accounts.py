@@ -6,10 +6,11 @@
 - Passwords are stored as scrypt hashes (``Admin_Password``/``User_Password`` hold the hash),
   checked in constant time, and must be 8 to 127 characters from at least three of lower case,
   upper case, digits and other characters (as the MPP firmware asks).
-- Failed logins are limited per login AND client address: after :data:`MAX_FAILURES` failures
-  within :data:`FAILURE_WINDOW` seconds that client is locked out of that login for
-  :data:`LOCKOUT` seconds, so someone guessing from one address cannot lock the admin out
-  everywhere. Against guessing from many addresses, once a login collects
+- Failed logins are limited per login AND client address (an IPv6 client by its /64): after
+  :data:`MAX_FAILURES` failures within :data:`FAILURE_WINDOW` seconds that client is locked
+  out of that login for :data:`LOCKOUT` seconds, so someone guessing from one address cannot
+  lock the admin out everywhere; attempts still being checked count as failures, so parallel
+  requests get no more guesses. Against guessing from many addresses, once a login collects
   :data:`GLOBAL_MAX_FAILURES` failures within the window from all clients together, only
   clients that logged in successfully before (within :data:`TRUSTED_FOR`) may try it until the
   failures age out. Time comes in as an argument, so tests need no sleep; the state is in
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import sqlite3
 import threading
@@ -115,6 +117,20 @@ def verify_password(password: str, stored: str) -> bool:
 class _Failures:
     times: list[float] = field(default_factory=list)
     locked_until: float = 0.0
+    checking: int = 0
+    """Attempts whose password is being checked right now (scrypt takes a while)."""
+
+
+def _client_key(client: str) -> str:
+    """Who a failure counts against: the address, or its /64 for IPv6 (one host usually
+    holds a whole /64, and would otherwise get a fresh budget per address)."""
+    try:
+        ip = ipaddress.ip_address(client.split("%", 1)[0])
+    except ValueError:
+        return client
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
 
 
 class _Bounded(OrderedDict[tuple[str, str], _V]):
@@ -191,26 +207,36 @@ class Accounts:
         that client is locked out of the login."""
         if role not in ROLES:
             return False
-        key = (role, client)
+        key = (role, _client_key(client))
         with self._lock:
             state = self._failures.touch(key, _Failures)
             if now < state.locked_until:
                 raise LockedOut(role, state.locked_until - now)
+            state.times = [t for t in state.times if now - t < FAILURE_WINDOW]
+            if len(state.times) + state.checking >= MAX_FAILURES:
+                # parallel guesses: each one being checked counts as a failure until it is not
+                raise LockedOut(role, 1.0)
             recent = self._global[role] = [
                 t for t in self._global[role] if now - t < FAILURE_WINDOW
             ]
             trusted = now - self._trusted.get(key, -TRUSTED_FOR) < TRUSTED_FOR
             if len(recent) >= GLOBAL_MAX_FAILURES and not trusted:
                 raise LockedOut(role, FAILURE_WINDOW - (now - recent[0]))
-        stored = str(self.store.get(f"{role}_password"))
-        ok = bool(stored) and verify_password(password, stored)
+            state.checking += 1
+        try:
+            stored = str(self.store.get(f"{role}_password"))
+            ok = bool(stored) and verify_password(password, stored)
+        finally:
+            with self._lock:
+                state.checking -= 1
         with self._lock:
             if ok:
                 state.times.clear()
                 self._trusted.touch(key, float)
                 self._trusted[key] = now
                 return True
-            state.times = [t for t in state.times if now - t < FAILURE_WINDOW] + [now]
+            state.times = [t for t in state.times if now - t < FAILURE_WINDOW]
+            state.times.append(now)
             if len(state.times) >= MAX_FAILURES:
                 state.locked_until = now + LOCKOUT
                 state.times.clear()

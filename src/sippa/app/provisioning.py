@@ -537,10 +537,11 @@ class ProvisioningService:
             await self.updater.check_only()
         return self.status()["updates"]  # type: ignore[no-any-return]
 
-    async def install_update(self) -> dict[str, Any]:
-        """Check, and install a newer signed release when there is one."""
+    async def install_update(self, expect: str | None = None) -> dict[str, Any]:
+        """Check, and install a newer signed release when there is one (only version
+        ``expect`` when given: the one the admin saw)."""
         if self.updater is not None:
-            await self.updater.update()
+            await self.updater.update(expect=expect)
         return self.status()["updates"]  # type: ignore[no-any-return]
 
     def export(self, *, include_secrets: bool = False) -> bytes:

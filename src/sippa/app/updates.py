@@ -588,15 +588,22 @@ class Updater:
         admin's "Check for updates"). Never raises."""
         return await self._check_then(install=False)
 
-    async def update(self) -> UpdateStatus:
-        """Check and, when a verified newer release is there, install it. Never raises."""
-        return await self._check_then(install=True)
+    async def update(self, *, expect: str | None = None) -> UpdateStatus:
+        """Check and, when a verified newer release is there, install it. Never raises.
 
-    async def _check_then(self, *, install: bool) -> UpdateStatus:
+        With ``expect`` (the version an admin was shown), a manifest that names another
+        version by now is not installed: the admin is shown the new one instead.
+        """
+        return await self._check_then(install=True, expect=expect)
+
+    async def _check_then(self, *, install: bool, expect: str | None = None) -> UpdateStatus:
         async with self._lock:
             try:
                 manifest = await self.check()
-                if manifest is not None and install:
+                if manifest is not None and expect is not None and manifest.version != expect:
+                    self._set(error=f"the release changed: {manifest.version} is available "
+                                    f"now, not {expect}; nothing was installed")
+                elif manifest is not None and install:
                     await self._install_release(manifest)
             except (UpdateError, RuleError, FetchError) as exc:
                 state = "failed" if isinstance(exc, FetchError) else "refused"

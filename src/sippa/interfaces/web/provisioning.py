@@ -159,6 +159,7 @@ async def install_update_submit(request: Request) -> Response:
 
 async def _updates_submit(request: Request, *, install: bool) -> Response:
     who, form = await _admin_form(request)
+    expect = str(form.get("version", "")).strip() or None
     await form.close()
     if (refused := _refused(request, who)) is not None:
         return refused
@@ -168,7 +169,7 @@ async def _updates_submit(request: Request, *, install: bool) -> Response:
         return _page(request, who, 409, prov_error="automatic updates are off: no release key "
                      "(update-keys.pem) is configured")
     if install:
-        updates = await service.install_update()
+        updates = await service.install_update(expect)
         done = "Update"
     else:
         updates = await service.check_updates()
@@ -312,13 +313,16 @@ async def api_check_updates(who: Who, ctx: Ctx) -> dict[str, Any]:
     response_model=ProvisioningOut,
     responses=_ERRORS,
 )
-async def api_install_update(who: Who, ctx: Ctx) -> dict[str, Any]:
+async def api_install_update(
+    who: Who, ctx: Ctx, version: str | None = Query(default=None, max_length=64)
+) -> dict[str, Any]:
     """Check the Upgrade Rule's manifest now and install a newer signed release (health
-    check, rollback when it fails); answers the status after it."""
+    check, rollback when it fails); answers the status after it. With ``version``, only
+    that release is installed (when the manifest names another by now, nothing is)."""
     service = _service(who, ctx)
     if service.updater is None:
         raise HTTPException(409, "automatic updates are off: no release key is configured")
-    await service.install_update()
+    await service.install_update(version)
     return status_of(service)
 
 
