@@ -10,7 +10,6 @@ The SRV records point at the Kamailio ports given at construction.
 from __future__ import annotations
 
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tests.peers.process import (
     free_port,
     read_log,
     require_binary,
-    wait_tcp,
+    start_listening,
 )
 
 TEMPLATE = Path(__file__).parent / "dns" / "dnsmasq.conf.in"
@@ -84,21 +83,7 @@ class Dnsmasq(PeerHarness):
             "--pid-file=",  # no pid file: we stop our own child by pid
             "--log-facility=-",  # log to stderr, captured in self.log
         ]
-        self._proc = PeerProcess(argv, log=self.log).start()
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                self._proc.check_alive()
-                try:
-                    wait_tcp(self.port, timeout=0.2)
-                    break
-                except TimeoutError:
-                    if time.monotonic() > deadline:
-                        raise
-        except BaseException:
-            log = self._proc.log_text()[-4000:]
-            self.stop()
-            raise RuntimeError(f"dnsmasq did not start; log tail:\n{log}") from None
+        self._proc = start_listening(argv, self.log, self.port, name="dnsmasq", timeout=timeout)
         return self
 
     def alive(self) -> bool:

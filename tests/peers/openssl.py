@@ -8,7 +8,6 @@ connection after the other for as long as it runs.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tests.peers.process import (
     free_port,
     read_log,
     require_binary,
-    wait_tcp,
+    start_listening,
 )
 
 # @SECLEVEL=0 lets Debian's OpenSSL (default level 2) really speak TLS 1.0/1.1 and weak groups;
@@ -94,21 +93,9 @@ class OpensslServer(PeerHarness):
             "-www",  # answer HTTP GETs, never read stdin (which would close each connection)
             *self.args,
         ]
-        self._proc = PeerProcess(argv, log=self.log).start()
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                self._proc.check_alive()
-                try:
-                    wait_tcp(self.port, timeout=0.2)
-                    break
-                except TimeoutError:
-                    if time.monotonic() > deadline:
-                        raise
-        except BaseException:
-            log = self._proc.log_text()[-4000:]
-            self.stop()
-            raise RuntimeError(f"openssl s_server did not start; log tail:\n{log}") from None
+        self._proc = start_listening(
+            argv, self.log, self.port, name="openssl s_server", timeout=timeout
+        )
         return self
 
     def stop(self) -> None:

@@ -158,6 +158,28 @@ class PeerProcess:
         self.stop()
 
 
+def start_listening(
+    argv: list[str], log: Path, port: int, *, name: str, timeout: float = 10.0
+) -> PeerProcess:
+    """Start a peer and wait until it accepts TCP on ``port`` (it must stay alive meanwhile);
+    on failure the peer is stopped and the error carries the tail of its log."""
+    proc = PeerProcess(argv, log=log).start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            proc.check_alive()
+            try:
+                wait_tcp(port, timeout=0.2)
+                return proc
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+    except BaseException:
+        tail = proc.log_text()[-4000:]
+        proc.stop()
+        raise RuntimeError(f"{name} did not start; log tail:\n{tail}") from None
+
+
 def read_log(path: Path) -> str:
     """A peer's log so far ("" before it wrote one)."""
     try:
