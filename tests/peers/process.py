@@ -10,6 +10,7 @@ Every interop fixture goes through :func:`require_binary` and :class:`PeerProces
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 
@@ -43,6 +44,17 @@ def require_binary(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_module(name: str, extra: str = "test") -> Any:
+    """Import ``name``; skip (or fail in CI) when the Python package is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"{name} is not installed: pip install -e '.[{extra}]' (./scripts/test does)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def free_port(kind: int = socket.SOCK_STREAM, *, also_udp: bool = False) -> int:

@@ -21,7 +21,13 @@ import pytest
 from tests.interop.phone.conftest import make_baresip
 from tests.peers.baresip import Baresip
 from tests.peers.kamailio import USERS, Kamailio
-from tests.peers.process import PeerProcess, free_port, require_binary, wait_tcp
+from tests.peers.process import (
+    PeerProcess,
+    free_port,
+    require_binary,
+    require_module,
+    wait_tcp,
+)
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -78,7 +84,7 @@ def _setup_token(log: Path) -> str:
 
 def test_web_end_to_end(daemon: tuple[int, Path], kamailio: Kamailio, baresip: Baresip) -> None:
     chromium = require_binary("chromium", "chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_module("playwright.sync_api")
     port, log = daemon
     base = f"https://127.0.0.1:{port}"
     with sync_api.sync_playwright() as pw:

@@ -15,7 +15,7 @@ from sippa.app.store import ConfigStore
 from sippa.app.webserver import TrustAnchors
 from sippa.interfaces.web import WebContext, WebServer
 from tests.interop.web.test_chromium import CHROMIUM_ARGS
-from tests.peers.process import require_binary
+from tests.peers.process import require_binary, require_module
 from tests.web.conftest import ADMIN_PASSWORD, FakePhone
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
@@ -53,7 +53,7 @@ def served(tmp_path: Path) -> Iterator[tuple[int, FakePhone, asyncio.AbstractEve
 
 def test_phone_page_buttons(served: tuple[int, FakePhone, asyncio.AbstractEventLoop]) -> None:
     chromium = require_binary("chromium", "chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_module("playwright.sync_api")
     port, phone, loop = served
     base = f"https://127.0.0.1:{port}"
     with sync_api.sync_playwright() as pw:
