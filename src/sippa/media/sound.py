@@ -73,8 +73,10 @@ class _Buffer:
         return bytes(out) + bytes(size - len(out))
 
 
-class SoundCardSource(AudioSource):
-    """Captures the default (or a named) input device, mono s16 at the stream's rate."""
+class _Device:
+    """What a sound-card source and sink share: the device, the buffer, the PortAudio stream."""
+
+    _what = "audio"
 
     def __init__(self, device: int | str | None = None) -> None:
         _require()
@@ -82,63 +84,57 @@ class SoundCardSource(AudioSource):
         self._buffer = _Buffer()
         self._stream: Any = None
 
-    def open(self, sample_rate: int) -> None:
+    def _start(self, sample_rate: int, kind: str, callback: Any) -> None:
         sd = _require()
-        super().open(sample_rate)
         self.close()
         self._buffer.reset(int(_MAX_BUFFER * sample_rate) * 2)
+        self._stream = getattr(sd, kind)(
+            samplerate=sample_rate, channels=1, dtype="int16", device=self.device,
+            callback=callback,
+        )
+        self._stream.start()
+
+    def close(self) -> None:
+        _close_stream(self._stream, self._what)
+        self._stream = None
+
+
+class SoundCardSource(_Device, AudioSource):
+    """Captures the default (or a named) input device, mono s16 at the stream's rate."""
+
+    _what = "capture"
+
+    def open(self, sample_rate: int) -> None:
+        super().open(sample_rate)
 
         def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
             if status:
                 _log.debug("capture status: %s", status)
             self._buffer.push(bytes(indata))
 
-        self._stream = sd.RawInputStream(
-            samplerate=sample_rate, channels=1, dtype="int16", device=self.device,
-            callback=callback,
-        )
-        self._stream.start()
+        self._start(sample_rate, "RawInputStream", callback)
 
     def read(self, samples: int) -> bytes:
         return self._buffer.pull(samples * 2)
 
-    def close(self) -> None:
-        _close_stream(self._stream, "capture")
-        self._stream = None
 
-
-class SoundCardSink(AudioSink):
+class SoundCardSink(_Device, AudioSink):
     """Plays to the default (or a named) output device."""
 
-    def __init__(self, device: int | str | None = None) -> None:
-        _require()
-        self.device = device
-        self._buffer = _Buffer()
-        self._stream: Any = None
+    _what = "playback"
 
     def open(self, sample_rate: int) -> None:
-        sd = _require()
         super().open(sample_rate)
-        self.close()
-        self._buffer.reset(int(_MAX_BUFFER * sample_rate) * 2)
 
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
             if status:
                 _log.debug("playback status: %s", status)
             outdata[:] = self._buffer.pull(len(outdata))
 
-        self._stream = sd.RawOutputStream(
-            samplerate=sample_rate, channels=1, dtype="int16", device=self.device,
-            callback=callback,
-        )
-        self._stream.start()
+        self._start(sample_rate, "RawOutputStream", callback)
 
     def write(self, pcm: bytes) -> None:
         self._buffer.push(pcm)
-
-    def close(self) -> None:
-        _close_stream(self._stream, "playback")
-        self._stream = None
 
 
 def _close_stream(stream: Any, what: str) -> None:
