@@ -150,31 +150,160 @@ async def test_latching_happens_only_after_authentication() -> None:
             attacker.close()
 
 
-async def test_plain_rtp_latches_on_first_valid_packet_and_ignores_unknown_payload_types() -> None:
+def plain_rtp(seq: int, ssrc: int = 7, pt: int = 0) -> bytes:
+    return struct.pack("!BBHII", 0x80, pt, seq, seq * 160, ssrc) + bytes(160)
+
+
+async def test_plain_rtp_from_the_sdp_address_latches_at_once_unknown_pts_do_not() -> None:
     async with MediaEngine(SETTINGS) as engine:
         a, _ = pair(engine, None)
-        sa = engine.start_stream(dataclasses.replace(a, remote_port=9))  # nothing listens on 9
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         peer.bind(("127.0.0.1", 0))
         try:
-            peer.sendto(struct.pack("!BBHII", 0x80, 96, 1, 0, 7) + bytes(160),
-                        ("127.0.0.1", sa.local_port))  # PT 96 was not negotiated
+            sa = engine.start_stream(dataclasses.replace(a, remote_port=peer.getsockname()[1]))
+            dest = ("127.0.0.1", sa.local_port)
+            peer.sendto(plain_rtp(1, pt=96), dest)  # PT 96 was not negotiated
             await asyncio.sleep(0.1)
             assert not sa.stats().latched
             assert sa.stats().malformed == 1
-            peer.sendto(struct.pack("!BBHII", 0x80, 0, 2, 160, 7) + bytes(160),
-                        ("127.0.0.1", sa.local_port))
+            peer.sendto(plain_rtp(2), dest)
             await asyncio.sleep(0.1)
-            assert sa.stats().latched
-            assert sa.stats().remote_address == peer.getsockname()
+            st = sa.stats()
+            assert st.latched and st.packets_received == 1 and st.rejected_source == 0
+            assert st.remote_address == peer.getsockname()
         finally:
             peer.close()
+
+
+async def test_plain_rtp_from_elsewhere_is_heard_only_after_probation() -> None:
+    """Behind a NAT the peer sends from an address the SDP did not name: it is learned after
+    PROBATION packets in sequence from one SSRC; a stray packet (or a scanner's burst with
+    broken sequence) is never heard and never moves where our RTP goes."""
+    from sippa.media.stream import PROBATION
+
+    async with MediaEngine(SETTINGS) as engine:
+        a, _ = pair(engine, None)
+        nat, stray = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+        nat.bind(("127.0.0.1", 0))
+        stray.bind(("127.0.0.1", 0))
+        rx = Frames()
+        try:
+            sa = engine.start_stream(dataclasses.replace(a, remote_port=9), sink=rx)
+            dest = ("127.0.0.1", sa.local_port)
+            # a stray packet, then the NAT'd peer interleaved with a stray sender: the
+            # interleaving resets the probation each time, nobody is learned
+            stray.sendto(plain_rtp(100, ssrc=66), dest)
+            for seq in range(1, PROBATION + 2):
+                nat.sendto(plain_rtp(seq), dest)
+                stray.sendto(plain_rtp(100 + seq, ssrc=66), dest)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            st = sa.stats()
+            assert not st.latched and st.packets_received == 0
+            assert st.remote_address == ("127.0.0.1", 9)
+            assert st.rejected_source == 2 * (PROBATION + 1) + 1
+            # a sequence gap restarts the count too
+            for seq in (20, 21, 22, 24):  # PROBATION - 1 in a row, then a gap
+                nat.sendto(plain_rtp(seq), dest)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            assert not sa.stats().latched
+            # PROBATION packets in a row: learned; the last one is heard and RTP goes there
+            for seq in range(30, 30 + PROBATION):
+                nat.sendto(plain_rtp(seq), dest)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            st = sa.stats()
+            assert st.latched and st.packets_received == 1
+            assert st.remote_address == nat.getsockname()
+            assert RemoteLatched(nat.getsockname()) in sa.pending_events()
+            # from now on only the learned source is heard: the stray sender is dropped
+            rejected = st.rejected_source
+            for seq in range(200, 200 + 3 * PROBATION):
+                stray.sendto(plain_rtp(seq, ssrc=66), dest)
+            nat.sendto(plain_rtp(30 + PROBATION), dest)
+            await asyncio.sleep(0.1)
+            st = sa.stats()
+            assert st.packets_received == 2
+            assert st.rejected_source == rejected + 3 * PROBATION
+            assert st.remote_address == nat.getsockname()
+        finally:
+            nat.close()
+            stray.close()
+
+
+async def test_the_sdp_address_wins_the_rtp_bleed_race() -> None:
+    """An attacker who sprays the port before the peer's first packet (RTP Bleed) gets in
+    at most until the address the signalling named speaks; after that it is dropped."""
+    from sippa.media.stream import PROBATION
+
+    async with MediaEngine(SETTINGS) as engine:
+        a, _ = pair(engine, None)
+        peer, attacker = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+        peer.bind(("127.0.0.1", 0))
+        attacker.bind(("127.0.0.1", 0))
+        try:
+            sa = engine.start_stream(dataclasses.replace(a, remote_port=peer.getsockname()[1]))
+            dest = ("127.0.0.1", sa.local_port)
+            for seq in range(1, PROBATION + 1):
+                attacker.sendto(plain_rtp(seq, ssrc=666), dest)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            assert sa.stats().remote_address == attacker.getsockname()  # it did take the latch
+            peer.sendto(plain_rtp(1), dest)
+            await asyncio.sleep(0.05)
+            st = sa.stats()
+            assert st.remote_address == peer.getsockname()
+            received, rejected = st.packets_received, st.rejected_source
+            for seq in range(PROBATION + 1, 3 * PROBATION):
+                attacker.sendto(plain_rtp(seq, ssrc=666), dest)
+            await asyncio.sleep(0.1)
+            st = sa.stats()
+            assert st.remote_address == peer.getsockname()
+            assert st.packets_received == received
+            # dropped by the kernel once the socket is connected to the SDP address, or by us
+            assert st.rejected_source in (rejected, rejected + 2 * PROBATION - 1)
+            peer.settimeout(1.0)
+            assert peer.recvfrom(2048)[1] == dest  # our RTP now reaches the peer
+        finally:
+            peer.close()
+            attacker.close()
+
+
+async def test_plain_rtcp_only_from_the_peer_host() -> None:
+    async with MediaEngine(SETTINGS) as engine:
+        a, _ = pair(engine, None)
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        try:
+            other.bind(("127.0.0.2", 0))
+        except OSError:
+            pytest.skip("no 127.0.0.2 here")
+        try:
+            sa = engine.start_stream(dataclasses.replace(a, remote_port=peer.getsockname()[1]))
+            assert sa.rtcp_socket is not None
+            rtcp_dest = ("127.0.0.1", sa.rtcp_socket.getsockname()[1])
+            bye = struct.pack("!BBHI", 0x81, 203, 1, 7)  # RFC 3550 §6.6 BYE for SSRC 7
+            other.sendto(bye, rtcp_dest)
+            await asyncio.sleep(0.1)
+            assert sa.stats().rtcp_received == 0
+            assert sa.stats().rejected_source == 1
+            assert not any(isinstance(e, RtcpByeReceived) for e in sa.pending_events())
+            peer.sendto(bye, rtcp_dest)
+            await asyncio.sleep(0.1)
+            assert sa.stats().rtcp_received == 1
+            assert any(isinstance(e, RtcpByeReceived) for e in sa.pending_events())
+        finally:
+            peer.close()
+            other.close()
 
 
 @pytest.mark.parametrize("behind_nat", [False, True], ids=["sdp-address", "nat"])
 async def test_after_latching_to_the_sdp_address_only_the_peer_reaches_the_stream(
     behind_nat: bool,
 ) -> None:
+    from sippa.media.stream import PROBATION
     from sippa.net.ports import can_disconnect_udp
 
     if not can_disconnect_udp():
@@ -193,13 +322,15 @@ async def test_after_latching_to_the_sdp_address_only_the_peer_reaches_the_strea
             return struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 7) + bytes(160)
 
         try:
-            peer.sendto(rtp(1), dest)
+            for seq in range(-PROBATION + 1, 2) if behind_nat else (1,):
+                peer.sendto(rtp(seq & 0xFFFF), dest)  # behind a NAT: learned after probation
+                await asyncio.sleep(0.01)
             await asyncio.sleep(0.1)
             assert sa.stats().remote_address == peer.getsockname()
             # the peer gets our RTP (connected or not)
             peer.settimeout(1.0)
             assert peer.recvfrom(2048)[1] == dest
-            received = sa.stats().packets_received
+            received, rejected = sa.stats().packets_received, sa.stats().rejected_source
             for seq in range(2, 12):
                 other.sendto(rtp(seq), dest)
             await asyncio.sleep(0.1)
@@ -208,7 +339,9 @@ async def test_after_latching_to_the_sdp_address_only_the_peer_reaches_the_strea
                 # peer could never be locked out by a stray first packet
                 with pytest.raises(OSError):
                     sa.rtp_socket.getpeername()
-                assert sa.stats().packets_received == received + 10
+                # but plain RTP from anyone but the learned source is dropped by us
+                assert sa.stats().packets_received == received
+                assert sa.stats().rejected_source == rejected + 10
                 return
             assert sa.rtp_socket.getpeername() == peer.getsockname()
             # someone else's valid-looking RTP never reaches the stream (dropped by the kernel)

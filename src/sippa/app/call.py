@@ -174,6 +174,7 @@ class Call:
             },
             "packets_sent": stats.packets_sent if stats else 0,
             "packets_received": stats.packets_received if stats else 0,
+            "packets_rejected_source": stats.rejected_source if stats else 0,
             "security": self.security().as_dict(),
             "end_reason": self.end_reason,
             "status_code": self.status_code,

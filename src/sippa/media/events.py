@@ -103,3 +103,6 @@ class StreamStats:
     rtcp_short_tag: int = 0
     """SRTCP packets accepted with a 32-bit tag on an AES_CM_128_HMAC_SHA1_32 stream, where
     RFC 3711 asks for 80 bits (baresip 1.0 does this)."""
+    rejected_source: int = 0
+    """Plain RTP/RTCP packets dropped because they came from neither the learned source nor
+    the address the SDP named (someone else speaking into the call, or still on probation)."""

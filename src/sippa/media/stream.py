@@ -57,6 +57,8 @@ _log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!BBHII")
 _UNPACK_FIXED = struct.Struct("!xBHII").unpack_from
 _MAX_EVENTS = 256
+PROBATION = 4
+"""Packets in sequence a plain-RTP source the SDP did not name must send before it is heard."""
 _random = secrets.SystemRandom()
 
 
@@ -96,12 +98,14 @@ class MediaStream:
         "_next_rtcp",
         "_pending_digits",
         "_playout",
+        "_probe",
         "_protect",
         "_pt",
         "_receiving",
         "_remote_fraction_lost",
         "_remote_jitter",
         "_rtt",
+        "_rx_source",
         "_rx_srtp",
         "_rx_stats",
         "_samples_per_frame",
@@ -129,6 +133,7 @@ class MediaStream:
         "packets_received",
         "packets_sent",
         "record_sent",
+        "rejected_source",
         "remote",
         "remote_rtcp",
         "rtcp_auth_failures",
@@ -188,6 +193,7 @@ class MediaStream:
         self.auth_failures = 0
         self.rtcp_auth_failures = 0
         self.malformed = 0
+        self.rejected_source = 0
         self.send_errors = 0
         self.late_frames_skipped = 0
         self.rtcp_sent = 0
@@ -266,6 +272,8 @@ class MediaStream:
             self._latch_rtp = config.symmetric_rtp
             self._latch_rtcp = config.symmetric_rtp
             self.latched = False
+            self._rx_source: tuple[str, int] | None = None
+            self._probe: tuple[tuple[str, int], int, int, int] | None = None
         self._sending = config.sends
         self._receiving = config.receives
         if old is None or old.ptime != config.ptime or old.clock_rate != config.clock_rate:
@@ -428,7 +436,11 @@ class MediaStream:
         if pt != self._pt and pt != self._te_pt:  # noqa: PLR1714 (no tuple per packet)
             self.malformed += 1  # not a payload type we negotiated
             return
-        if self._latch_rtp:
+        if self._unprotect is None:
+            # Plain RTP carries no proof of origin: only the learned source reaches the call.
+            if addr != self._rx_source and not self._admit_plain(addr, ssrc, seq):
+                return
+        elif self._latch_rtp:
             self._latch(addr, rtcp=False)
         now = self._clock()
         stats = self._rx_stats
@@ -463,6 +475,66 @@ class MediaStream:
                 "%s dropped %s packet from %s:%s failing authentication (%d so far)",
                 self._log_prefix, what, addr[0], addr[1], count,
             )
+
+    def _admit_plain(self, addr: tuple[str, int], ssrc: int, seq: int) -> bool:
+        """Whether a plain RTP packet from a source not (yet) learned may reach the call.
+
+        SRTP proves where a packet comes from; plain RTP does not, so anyone who guesses
+        the port could speak into the call or, by sending first, take the symmetric-RTP
+        latch ("RTP Bleed"). The source the SDP named is trusted at once, and wins over a
+        source learned otherwise. Any other source is learned only after PROBATION
+        packets in sequence from one SSRC (RFC 3550 §6.2.1's probation for a new source;
+        Asterisk's "strictrtp" does the same), and only while nothing is learned yet:
+        behind a NAT the peer's packets come from an address the SDP did not name.
+        Packets from anyone else are dropped and counted.
+        """
+        if _same_address(addr, self.config.remote_rtp):
+            self._learn_source(addr)
+            return True
+        if self._rx_source is None:
+            probe = self._probe
+            if (
+                probe is not None
+                and probe[0] == addr
+                and probe[1] == ssrc
+                and seq == (probe[2] + 1) & 0xFFFF
+            ):
+                count = probe[3] + 1
+            else:
+                count = 1
+            if count >= PROBATION:
+                self._learn_source(addr)
+                return True
+            self._probe = (addr, ssrc, seq, count)
+        self.rejected_source += 1
+        if self.rejected_source <= 3 or not self.rejected_source % 1000:
+            _log.warning(
+                "%s dropped plain RTP from %s:%s, not the call's %s (%d so far)",
+                self._log_prefix, addr[0], addr[1],
+                "source" if self._rx_source is not None else "SDP address",
+                self.rejected_source,
+            )
+        return False
+
+    def _learn_source(self, addr: tuple[str, int]) -> None:
+        self._rx_source = addr
+        self._probe = None
+        if self.config.symmetric_rtp:
+            self._latch_rtp = True  # latch (again: the SDP's address wins) to the learned source
+            self._latch(addr, rtcp=False)
+
+    def _plain_rtcp_allowed(self, addr: tuple[str, int]) -> bool:
+        # Plain RTCP (a BYE, made-up reports) is taken only from the host the RTP comes
+        # from or the host the SDP named for RTCP.
+        host = addr[0]
+        learned = self._rx_source
+        if learned is not None and learned[0] == host:
+            return True
+        for named in (self.config.remote_rtcp, self.config.remote_rtp):
+            if named is not None and _same_address((host, named[1]), named):
+                return True
+        self.rejected_source += 1
+        return False
 
     def _latch(self, addr: tuple[str, int], *, rtcp: bool) -> None:
         # RFC 4961 / symmetric RTP: latch to the source of the first packet that passed
@@ -511,6 +583,8 @@ class MediaStream:
             except SrtpError:
                 self._auth_failed("SRTCP", addr)
                 return
+        elif not self._plain_rtcp_allowed(addr):
+            return
         try:
             packets = parse_rtcp(data)
         except RemoteProtocolError:
@@ -617,6 +691,7 @@ class MediaStream:
             auth_failures=self.auth_failures,
             rtcp_auth_failures=self.rtcp_auth_failures,
             malformed=self.malformed,
+            rejected_source=self.rejected_source,
             send_errors=self.send_errors,
             late_frames_skipped=self.late_frames_skipped,
             concealed_frames=self._playout.concealed,

@@ -174,6 +174,7 @@ def quality(call: Call) -> dict[str, Any] | None:
         "remote_jitter_ms": _ms(s.remote_jitter),
         "concealed_frames": s.concealed_frames,
         "auth_failures": s.auth_failures,
+        "rejected_source": s.rejected_source,
     }
 
 
