@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sippa.app.macros import device_macros, expand
-from sippa.app.rules import Rule, RuleError, parse_rule
+from sippa.app.rules import Rule, RuleError, check_rule, parse_rule, rebuild_rule
 from sippa.app.store import ConfigStore
 
 VALUES = {"MA": "0011aabbccdd", "MAU": "0011AABBCCDD", "PSN": "sippa", "SN": "S123", "A": "grp"}
@@ -73,8 +77,20 @@ def test_macro_values_cannot_inject_options() -> None:
         ("[--post a] http://p.test/x", "unsupported rule option"),
         ("[--key] http://p.test/x", "needs a value"),
         ("[--key a http://p.test/x", "not closed"),
-        ("($REGTMR1 eq 0)? http://a.test/ | http://b.test/", "conditional"),
-        ("http://a.test/ | http://b.test/", "alternative"),
+        ("http://a.test/ | http://b.test/", "every alternative but the last"),
+        ("($REGTMR1 eq 0)? http://a.test/ | http://b.test/", r"\$REGTMR1: no such macro"),
+        ('($A gt 1)? http://a.test/', "not a number or a version"),
+        ('("$A" lt "b")? http://a.test/', "only for equality"),
+        ('("$A" eq 1)? http://a.test/', "cannot compare a string with a integer"),
+        ("(1.2.3 eq 1)? http://a.test/", "cannot compare a version with a integer"),
+        ("($A eq)? http://a.test/", "left op right"),
+        ("($SN eq 1 and)? http://a.test/", "'and' needs a comparison"),
+        ("()? http://a.test/", "empty condition"),
+        ("($SN eq 1 http://a.test/", "not closed"),
+        ("($SN eq 1) http://a.test/", "followed by ?"),
+        ('(a = "1";)! http://a.test/', "only Profile Rules"),
+        ("($MA eq 1)? | http://b.test/", "needs a URL"),
+        ("(SN eq 1)? http://a.test/ |" * 16 + " http://a.test/", "at most 16"),
         ("[--uid u] http://p.test/x", "go together"),
         ("[--sha256 12] http://p.test/x", "64 hex"),
         ("http://u:p@p.test/x", "--uid"),
@@ -84,3 +100,101 @@ def test_macro_values_cannot_inject_options() -> None:
 def test_bad_rules(text: str, match: str) -> None:
     with pytest.raises(RuleError, match=match):
         parse_rule(text, VALUES)
+
+
+MACROS = {**VALUES, "SWVER": "2.0.6", "B": "", "C": "12"}
+
+
+@pytest.mark.parametrize(
+    ("condition", "holds"),
+    [
+        ("$SWVER ge 2.0.6", True),
+        ("$SWVER gt 2.0.6", False),
+        ("$SWVER lt 2.0.10", True),  # numerically, not as text
+        ("$SWVER >= 2.0.5(b)", True),
+        ("2.0.6(b) gt 2.0.6(a)", True),
+        ("! 1.0.33", True),  # legacy: $SWVER != 1.0.33
+        ("= 2.0.6", True),
+        ("$C gt 9", True),  # integers numerically
+        ("$C <= 11", False),
+        ('"$B" eq ""', True),
+        ('"$A" ne "grp"', False),
+        ('"$A" = "grp" and $C eq 12 and $SWVER ne 1.0.0', True),
+        ('"$A" eq "grp" and $C eq 13', False),
+        ('"$MA" eq "0011aabbccdd"', True),
+    ],
+)
+def test_conditions(condition: str, holds: bool) -> None:
+    rule = parse_rule(f"( {condition} )? https://yes.test/ | https://no.test/", MACROS)
+    assert rule is not None
+    assert rule.url == ("https://yes.test/" if holds else "https://no.test/")
+
+
+def test_first_true_alternative_wins_and_none_means_nothing_to_do() -> None:
+    text = (
+        '( $C gt 20 )? https://a.test/ | ( "$A" eq "grp" )? [--uid u --pwd p] https://b.test/$MA'
+        " | https://c.test/"
+    )
+    rule = parse_rule(text, MACROS)
+    assert rule is not None and rule.url == "https://b.test/0011aabbccdd" and rule.username == "u"
+    assert parse_rule('( $C gt 20 )? https://a.test/ | ( "$A" eq "x" )? https://b.test/',
+                      MACROS) is None
+
+
+def test_a_macro_value_is_one_operand_never_an_operator_or_a_quote() -> None:
+    # GPP_A comes from a profile: it must not be able to turn the condition around
+    rule = parse_rule('( "$A" eq "x" )? https://a.test/ | https://b.test/',
+                      {"A": 'y" ne "x'})
+    assert rule is not None and rule.url == "https://b.test/"
+
+
+def test_assignments_expand_macros_and_map_single_letters() -> None:
+    rule = parse_rule(
+        '( "$B" eq "" )? ( User_ID_1_ = "uid$A" ; c = "" ; GPP_D = "$MA" ; )! '
+        "https://p.test/$C.xml | https://p.test/other.xml",
+        MACROS,
+        assignments=True,
+    )
+    assert rule is not None and rule.url == "https://p.test/12.xml"
+    assert rule.assignments == (
+        ("User_ID_1_", "uidgrp"), ("GPP_C", ""), ("GPP_D", "0011aabbccdd"),
+    )
+    # the URL is expanded again once the assignments are made
+    again = rebuild_rule(rule, {**MACROS, "C": ""})
+    assert again.url == "https://p.test/.xml" and again.assignments == ()
+    only = parse_rule('( b = "1" )!', MACROS, assignments=True)
+    assert only is not None and only.url == "" and only.assignments == (("GPP_B", "1"),)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('( q = "1" )!', "GPP_A..GPP_P"),
+        ("( GPP_A = 1 )!", "double quotes"),
+        ('( 1x = "1" )!', "Name ="),
+        ("( )!", "empty assignment"),
+    ],
+)
+def test_bad_assignments(text: str, match: str) -> None:
+    with pytest.raises(RuleError, match=match):
+        parse_rule(text, MACROS, assignments=True)
+
+
+def test_secret_gpps_expand_only_in_the_key() -> None:
+    secrets = {"SA": "s3cret"}
+    rule = parse_rule("[--key $SA --uid $SA --pwd x] https://p.test/$SA.xml", MACROS,
+                      secrets=secrets)
+    assert rule is not None
+    assert rule.key == "s3cret"
+    assert rule.username == "$SA" and rule.url == "https://p.test/$SA.xml"
+    assert "s3cret" not in repr(rule)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet='()[]|?!;=<>"$ abeqngtl0129.SWVERhtps:/-', max_size=80))
+def test_any_text_is_a_rule_or_a_rule_error(text: str) -> None:
+    for assignments in (False, True):
+        with contextlib.suppress(RuleError):
+            parse_rule(text, MACROS, assignments=assignments)
+        problem = check_rule(text, assignments=assignments)
+        assert problem is None or isinstance(problem, str)

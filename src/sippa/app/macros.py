@@ -17,10 +17,12 @@ from collections.abc import Mapping
 
 from sippa.app.store import ConfigStore
 
-__all__ = ["GPP_NAMES", "device_macros", "expand"]
+__all__ = ["GPP_NAMES", "SECRET_GPP_NAMES", "device_macros", "expand", "secret_macros"]
 
 GPP_NAMES = tuple("ABCDEFGHIJKLMNOP")
 """``$A``..``$P``: the values of ``GPP_A``..``GPP_P``."""
+SECRET_GPP_NAMES = ("SA", "SB", "SC", "SD")
+"""``$SA``..``$SD``: ``GPP_SA``..``GPP_SD``, secrets that expand only in a rule's ``--key``."""
 
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _PAREN = re.compile(r"\(([A-Z][A-Z0-9_]*)(?::(\d+))?(?::(\d+))?\)")
@@ -84,3 +86,8 @@ def device_macros(
     for letter in GPP_NAMES:
         values[letter] = str(store.get(f"gpp_{letter.lower()}"))
     return values
+
+
+def secret_macros(store: ConfigStore) -> dict[str, str]:
+    """``$SA``..``$SD``, for a rule's ``--key`` only (see :mod:`sippa.app.rules`)."""
+    return {name: str(store.get(f"gpp_{name.lower()}")) for name in SECRET_GPP_NAMES}

@@ -33,8 +33,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from xml.etree.ElementTree import Element, SubElement, tostring
 
-from sippa.app.macros import device_macros
+from sippa.app.macros import device_macros, secret_macros
 from sippa.app.profile import (
     MAX_PROFILE_BYTES,
     AccessMap,
@@ -47,7 +48,7 @@ from sippa.app.profile import (
     import_profile,
     prepare_profile,
 )
-from sippa.app.rules import RuleError, parse_rule
+from sippa.app.rules import RuleError, parse_rule, rebuild_rule
 from sippa.app.settings import Value
 from sippa.app.store import ConfigStore, Key
 from sippa.app.trust import CustomCaRule
@@ -392,19 +393,38 @@ class Provisioner:
                 log.warning("resync failed: %s", outcome.error)
             return outcome
 
+    def _assign(self, assignments: tuple[tuple[str, str], ...], name: str) -> None:
+        """A rule's ``( Name = "value" ; )!``: checked and saved together, like a profile."""
+        root = Element("flat-profile")
+        for element, value in assignments:
+            SubElement(root, element).text = value
+        prepared = prepare_profile(tostring(root), self.store, source=f"{name} assignments")
+        result = apply_profile(prepared, self.store, self._access)
+        for warning in result.warnings:
+            log.warning("%s", warning)
+
     async def _fetch_and_apply(self) -> _Outcome:
         cfg = ScheduleSettings.from_store(self.store)
         if not cfg.enabled:
             return _Outcome(True, warnings=["Provision_Enable is off"])
-        macros = self._macros()
         merged = PreparedProfile()
         fetched = 0
         for key in PROFILE_RULES:
             name = {"profile_rule": "Profile_Rule"}.get(key, f"Profile_Rule_{key[-1].upper()}")
             try:
-                rule = parse_rule(str(self.store.get(key)), macros)
+                secrets = secret_macros(self.store)
+                rule = parse_rule(
+                    str(self.store.get(key)), self._macros(), secrets=secrets, assignments=True
+                )
                 if rule is None:
                     continue
+                if rule.assignments:
+                    # Cisco: "performed before the profile is retrieved", so the URL sees them
+                    self._assign(rule.assignments, name)
+                    fetched += 1
+                    if not rule.url:
+                        continue
+                    rule = rebuild_rule(rule, self._macros(), secrets=secret_macros(self.store))
                 data = await self._fetch(
                     Request(rule.url, rule.username, rule.password, max_bytes=MAX_PROFILE_BYTES)
                 )

@@ -151,6 +151,18 @@ def _check_url(value: Value) -> str | None:
     return None
 
 
+def _check_profile_rule(value: Value) -> str | None:
+    from sippa.app.rules import check_rule  # noqa: PLC0415 - rules imports the store, which imports us
+
+    return check_rule(str(value), assignments=True)
+
+
+def _check_upgrade_rule(value: Value) -> str | None:
+    from sippa.app.rules import check_rule  # noqa: PLC0415 - as above
+
+    return check_rule(str(value))
+
+
 # -- the schema ------------------------------------------------------------------------------
 
 _SECURE_CALL = ("Off", "Best Effort", "Mandatory")
@@ -278,14 +290,15 @@ _PROVISIONING = [
     *(
         _s(f"profile_rule{suffix.lower()}", f"Profile_Rule{suffix}", "Provisioning",
            "Configuration Profile", f"Profile Rule{suffix.replace('_', ' ')}", Kind.STR, "",
-           "Where to fetch a profile from: [--key K] [--uid U --pwd P] URL with $ macros.",
-           check=_check_url)
+           "Where to fetch a profile from: [--key K] [--uid U --pwd P] URL with $ macros; "
+           'alternatives ( $SWVER ge 1.0.0 and "$A" eq "" )? ( b = "x" ; )! URL | URL.',
+           check=_check_profile_rule)
         for suffix in ("", "_B", "_C", "_D")
     ),
     _s("upgrade_enable", "Upgrade_Enable", "Provisioning", "Firmware Upgrade", "Upgrade Enable",
        Kind.BOOL, True, "Check the Upgrade Rule for signed releases."),
     _s("upgrade_rule", "Upgrade_Rule", "Provisioning", "Firmware Upgrade", "Upgrade Rule",
-       Kind.STR, "", "URL of the signed release manifest.", check=_check_url),
+       Kind.STR, "", "URL of the signed release manifest.", check=_check_upgrade_rule),
     _s("downgrade_rev_limit", "Downgrade_Rev_Limit", "Provisioning", "Firmware Upgrade",
        "Downgrade Rev Limit", Kind.STR, "", "Never install a version below this one."),
     _s("custom_ca_rule", "Custom_CA_Rule", "Provisioning", "CA Settings", "Custom CA Rule",
@@ -294,6 +307,13 @@ _PROVISIONING = [
         _s(f"gpp_{c.lower()}", f"GPP_{c}", "Provisioning", "General Purpose Parameters",
            f"GPP {c}", Kind.STR, "", f"General purpose parameter ${c} for profile rules.")
         for c in "ABCDEFGHIJKLMNOP"
+    ),
+    *(
+        _s(f"gpp_s{c.lower()}", f"GPP_S{c}", "Provisioning", "General Purpose Parameters",
+           f"GPP S{c}", Kind.PASSWORD, "",
+           f"Secret ${'S' + c}: expands only as the --key of a profile rule (the passphrase of "
+           "an encrypted profile); never exported without secrets.")
+        for c in "ABCD"
     ),
 ]
 

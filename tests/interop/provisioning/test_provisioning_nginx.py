@@ -109,6 +109,45 @@ async def test_resync_from_all_four_rules(
     assert store.get("gpp_a") == "plain"
 
 
+async def test_conditional_rule_with_assignments_and_a_secret_key(
+    nginx: Nginx, lab_certs: LabCerts, tmp_path: Path
+) -> None:
+    """Cisco rule syntax end to end: the first resync takes the first alternative (its
+    condition holds), assigns GPP_B before fetching (the URL uses it), and decrypts with the
+    secret $SA; the profile it gets sets GPP_A, so the next resync takes the other one."""
+    store = ConfigStore(tmp_path / "phone.db")
+    nginx.put("enc/001122aabbcc.xml", _openssl_enc(_profile(GPP_A="stage1"), "s3cr3t", tmp_path))
+    nginx.put("done.xml", _profile(GPP_C="stage2"))
+    store.update(
+        {
+            ("gpp_sa", 0): "s3cr3t",
+            ("profile_rule", 0): (
+                f'( "$A" eq "" and $SWVER ge 0.1.0 )? ( b = "$MA" ; User_ID_1_ = "u$SN" ; )! '
+                f"[--key $SA] {nginx.url('enc/$B.xml')} | {nginx.url('done.xml')}"
+            ),
+        }
+    )
+    p = Provisioner(
+        store,
+        macros=lambda: device_macros(store, mac=MAC, serial="SN1", software_version="0.1.0"),
+        fetch=HttpFetcher(lambda: _trust(lab_certs)),
+    )
+    status = await p.resync()
+    assert status.state == "ok", status.error
+    assert store.get("gpp_b") == "001122aabbcc" and store.get("user_id", 1) == "uSN1"
+    assert store.get("gpp_a") == "stage1" and store.get("gpp_c") == ""
+    status = await p.resync()
+    assert status.state == "ok", status.error
+    assert store.get("gpp_c") == "stage2"
+    # a bad assignment fails the resync with the rule's name and changes nothing
+    store.update({("profile_rule", 0): f'( Proxy_1_ = "not a host!" ; )! {nginx.url("done.xml")}'})
+    before = store.snapshot()
+    status = await p.resync()
+    assert status.state == "failed"
+    assert "Profile_Rule" in status.error and "Proxy_1_" in status.error
+    assert store.snapshot() == before
+
+
 async def test_custom_ca_rule(nginx: Nginx, lab_certs: LabCerts, tmp_path: Path) -> None:
     bundle = lab_certs.wrong_ca.cert.read_bytes()
     nginx.put("ca/bundle.pem", bundle)

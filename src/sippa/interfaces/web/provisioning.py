@@ -63,12 +63,16 @@ def rules_view(service: ProvisioningService, error: str) -> list[dict[str, Any]]
         row: dict[str, Any] = {"name": name, "url": "", "transport": "", "plain_http": False,
                                "error": ""}
         try:
-            rule = parse_rule(text, macros)
+            rule = parse_rule(text, macros, assignments=True)
         except RuleError as exc:
             row["error"] = f"bad rule: {exc}"
             rows.append(row)
             continue
-        if rule is None:
+        if rule is None or not rule.url:
+            row["transport"] = (
+                "no alternative applies now" if rule is None else "assignments only, no fetch"
+            )
+            rows.append(row)
             continue
         row["url"] = _without_userinfo(rule.url)
         if rule.https:
