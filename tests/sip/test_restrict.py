@@ -78,6 +78,7 @@ def test_connection_oriented_get_403_and_the_registered_flow_passes() -> None:
     r.configure(1, restricted=True, has_proxy=True)
     r.set_addresses(1, "registrar", ["10.0.0.7"])
     r.set_connections(1, [42])
+    assert r.flows(1) == {42} and r.flows(2) == frozenset()
     # behind a NAT or a proxy farm the flow's address may differ: the flow itself is ours
     assert r.check(1, "INVITE", Address("tls", "203.0.113.9", 5061, 42), 0.0) is Screen.ACCEPT
     assert r.check(1, "INVITE", Address("tls", "203.0.113.9", 5061, 43), 0.0) is Screen.FORBID

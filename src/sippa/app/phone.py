@@ -214,6 +214,7 @@ class Phone:
             for n in range(1, store.lines + 1)
         }
         self._screen_shown: dict[int, float] = {}  # line -> when its refusals were last shown
+        self._screen_pending: set[int] = set()  # lines whose refusals will be shown soon
         self._locating: dict[int, asyncio.Task[None]] = {}
         self.calls: dict[str, Call] = {}
         self.history = CallHistory(store.path) if self.options.history else None
@@ -423,12 +424,18 @@ class Phone:
 
     def _line_event_any(self, number: int, event: object) -> None:
         line = self.lines.get(number)
-        if isinstance(event, Registered) and line is not None and line.registrar is not None:
-            # requests on the registration's own TCP/TLS connection come from the proxy
-            flow = line.registrar.flow
-            connection = flow.connection if flow is not None else None
-            self.restriction.set_connections(number, () if connection is None else (connection,))
+        if isinstance(event, Registered) and line is not None:
+            self._follow_flow(line, registered=True)
         self._line_event(number)
+
+    def _follow_flow(self, line: Line, *, registered: bool = False) -> None:
+        """Requests on the registration's own TCP/TLS connection come from the proxy."""
+        registrar = line.registrar
+        if registrar is not None:
+            registered = registered or registrar.status.registered
+        flow = registrar.flow if registrar is not None and registered else None
+        connection = flow.connection if flow is not None else None
+        self.restriction.set_connections(line.number, () if connection is None else (connection,))
 
     # --- Restrict Source IP -----------------------------------------------------------------------
     def _restrict(self, line: Line) -> None:
@@ -444,6 +451,7 @@ class Phone:
         self.restriction.forget(number)
         if line.registrar is not None and line.registrar.targets:
             self._located(number, line.registrar.targets, relocate=False)
+            self._follow_flow(line)
         if self.restriction.active(number) and cfg.enabled:
             self._locate_proxies(line)
 
@@ -515,9 +523,20 @@ class Phone:
             log.info("[ext%d] Restrict Source IP refused %s from %s (%d so far)", number,
                      event.request.method, refused.last_source, refused.count)
         now = self._now()
-        if now - self._screen_shown.get(number, -SCREEN_STATUS_INTERVAL) >= SCREEN_STATUS_INTERVAL:
+        last = self._screen_shown.get(number, now - SCREEN_STATUS_INTERVAL)
+        wait = last + SCREEN_STATUS_INTERVAL - now
+        if wait <= 0:
             self._screen_shown[number] = now
             self._line_event(number)
+        elif number not in self._screen_pending and self._loop is not None:
+            # the last of a burst is shown too, a little later
+            self._screen_pending.add(number)
+            self._loop.call_later(wait, self._show_screened, number)
+
+    def _show_screened(self, number: int) -> None:
+        self._screen_pending.discard(number)
+        self._screen_shown[number] = self._now()
+        self._line_event(number)
 
     def _line_event(self, number: int) -> None:
         line = self.lines.get(number)

@@ -151,6 +151,11 @@ class SourceRestriction:
         rule = self._rules.get(line)
         return rule.allowed if rule is not None else frozenset()
 
+    def flows(self, line: int) -> frozenset[int]:
+        """The registration connections the line accepts requests on."""
+        rule = self._rules.get(line)
+        return rule.connections if rule is not None else frozenset()
+
     def check(self, line: int, method: str, source: Address, now: float) -> Screen:
         """Decide for an out-of-dialog ``method`` request from ``source`` routed to ``line``;
         a refusal is counted."""

@@ -24,6 +24,7 @@ from tests.interop.phone.conftest import (
     wait_for,
 )
 from tests.peers.baresip import Baresip
+from tests.peers.certs import LabCerts
 from tests.peers.fixtures import KamailioFactory
 from tests.peers.kamailio import Kamailio
 
@@ -164,3 +165,38 @@ async def test_proxy_calls_ring_and_a_direct_scanner_invite_is_dropped(
         assert ghost.remote == f"sip:100@{udp_host}" and ghost.state is CallState.INCOMING
         assert phone.restriction.refused(1).count == 1
         await phone.reject(ghost.id)
+
+
+async def test_over_tls_the_registration_flow_is_trusted_and_tcp_strangers_get_403(
+    kam: Kamailio, lab_certs: LabCerts
+) -> None:
+    store = phone_store(
+        proxy="example.test",
+        outbound_proxy=f"{kam.host}:{kam.tls_port}",
+        use_outbound_proxy=True,
+        sip_transport="TLS",
+        password="alice-secret",
+        register_expires=300,
+    )
+    phone = phone_for(store, ca_files=[lab_certs.ca.cert], tls_port=None,
+                      dns=f"{kam.host}:9")
+    async with phone:
+        assert await phone.wait_registered(1, 10), phone.status()["lines"][0]
+        assert phone.restriction.active(1)
+        flow = phone.lines[1].registrar.flow  # type: ignore[union-attr]
+        assert flow is not None and phone.restriction.flows(1) == {flow.connection}
+        # a stranger over TCP (connection-oriented: the source is proven) gets a 403
+        tcp_host, tcp_port = phone.local["tcp"]
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((ROGUE, 0))
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (tcp_host, tcp_port))
+            invite = scanner_invite(sock, tcp_host).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP")
+            await loop.sock_sendall(sock, invite)
+            answer = await asyncio.wait_for(loop.sock_recv(sock, 65535), 5)
+        assert answer.startswith(b"SIP/2.0 403 "), answer[:200]
+        assert phone.calls == {}
+        refused = phone.restriction.refused(1)
+        assert refused.count == 1 and refused.last_source is not None
+        assert refused.last_source.startswith(f"tcp:{ROGUE}:")
