@@ -244,3 +244,24 @@ async def test_udp_via_and_contact_never_carry_the_wildcard_address() -> None:
         await reg.stop()
         await endpoint.close()
         await server.close()
+
+
+async def test_each_location_is_reported_and_the_flow_is_known() -> None:
+    """Restrict Source IP follows the targets: every new RFC 3263 answer is handed on."""
+    busy = await FakeRegistrar("TCP", code=503).start()
+    endpoint = Endpoint()
+    located: list[list[Target]] = []
+    reg = line(endpoint, busy.uri)
+    reg.on_located = located.append
+    try:
+        assert reg.flow is None
+        reg.start()
+        await reg.wait_outcome(5)
+        await until(lambda: len(located) >= 2)  # the retry located again
+        assert [(t.address, t.port) for t in located[0]] == [busy.address]
+        assert reg.flow is not None and reg.flow.connection is not None
+        assert reg.flow.peer.port == busy.address[1]
+    finally:
+        await reg.stop()
+        await endpoint.close()
+        await busy.close()

@@ -37,7 +37,8 @@ async def test_lines_without_a_phone(ctx: WebContext, client: httpx.AsyncClient,
     store.update({("line_enable", 1): True, ("user_id", 1): "alice", ("proxy", 1): "pbx.test"})
     lines = (await client.get("/api/v1/lines", headers=admin_token)).json()
     assert lines[0] == {"line": 1, "enabled": True, "aor": "alice@pbx.test", "registered": False,
-                        "state": "not running", "reason": "the phone is not running"}
+                        "state": "not running", "reason": "the phone is not running",
+                        "source_restriction": None}
     r = await client.post("/api/v1/calls", json={"target": "bob"}, headers=admin_token)
     assert r.status_code == 503
 

@@ -14,6 +14,7 @@ from sippa.app.security import SecureCallPolicy, policy_from_settings
 from sippa.app.store import ConfigStore
 from sippa.net.registrar import LineRegistrar, LineStatus
 from sippa.sdp import G722, OPUS, PCMA, PCMU, Codec
+from sippa.sip.restrict import SourceRestriction
 from sippa.sip.uri import Uri
 
 __all__ = ["CODECS_BY_SETTING", "Line", "LineConfig", "split_host_port"]
@@ -75,6 +76,8 @@ class LineConfig:
     forward: str
     """Forward every incoming call here (line setting, else the user's), empty for none."""
     call_waiting: bool
+    restrict_source_ip: bool = True
+    """Restrict Source IP: out-of-dialog requests only from the proxy's addresses."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -117,6 +120,7 @@ class LineConfig:
             dnd=_flag(store, "dnd", n) or _flag(store, "dnd_setting"),
             forward=_text(store, "cfwd_all_dest_line", n) or _text(store, "cfwd_all_dest"),
             call_waiting=_flag(store, "cw_setting"),
+            restrict_source_ip=_flag(store, "restrict_source_ip", n),
         )
 
     @property
@@ -146,6 +150,11 @@ class LineConfig:
         return Uri(scheme, None, None, host, port)
 
     @property
+    def has_proxy(self) -> bool:
+        """True when the line has a proxy or an outbound proxy (its calls come through one)."""
+        return bool(self.proxy or self.outbound_proxy)
+
+    @property
     def registers(self) -> bool:
         """True when this line keeps a registration."""
         return self.enabled and self.register and bool(self.proxy) and bool(self.user_id)
@@ -158,6 +167,8 @@ class Line:
     config: LineConfig
     registrar: LineRegistrar | None = None
     status: LineStatus = field(default_factory=LineStatus)
+    restriction: SourceRestriction | None = None
+    """The phone's Restrict Source IP check (its state for this line is shown)."""
 
     @property
     def number(self) -> int:
@@ -186,6 +197,7 @@ class Line:
             "dnd": cfg.dnd,
             "auto_answer": cfg.auto_answer,
             "forward": cfg.forward or None,
+            "source_restriction": self.restriction_status(),
             "tls": None
             if tls is None
             else {
@@ -195,4 +207,21 @@ class Line:
                 "peer_subject": tls.peer_subject,
                 "verified": tls.verified,
             },
+        }
+
+    def restriction_status(self) -> dict[str, Any]:
+        """Restrict Source IP: on or not, the allowed addresses, what was refused."""
+        cfg = self.config
+        restriction = self.restriction
+        if restriction is None:
+            return {"setting": cfg.restrict_source_ip, "active": False, "allowed": [],
+                    "refused": 0, "last_refused_source": None, "last_refused_method": None}
+        refused = restriction.refused(cfg.number)
+        return {
+            "setting": cfg.restrict_source_ip,
+            "active": restriction.active(cfg.number),
+            "allowed": sorted(restriction.allowed(cfg.number)),
+            "refused": refused.count,
+            "last_refused_source": refused.last_source,
+            "last_refused_method": refused.last_method,
         }

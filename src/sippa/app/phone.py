@@ -37,7 +37,7 @@ from typing import Any
 
 from sippa.app.call import Call, CallState, stream_config
 from sippa.app.history import CallHistory, HistoryEntry
-from sippa.app.line import Line, LineConfig
+from sippa.app.line import Line, LineConfig, split_host_port
 from sippa.app.register import make_authorize
 from sippa.app.security import (
     MediaFacts,
@@ -90,12 +90,14 @@ from sippa.sip.events import (
     ReinviteFailed,
     ReinviteReceived,
     RequestReceived,
+    RequestScreened,
     ResponseReceived,
 )
 from sippa.sip.headers import NameAddr
-from sippa.sip.locate import LocateRequest, TransportChoice
+from sippa.sip.locate import LocateRequest, Target, TransportChoice
 from sippa.sip.message import Request, Response
-from sippa.sip.registration import RegistrationConfig
+from sippa.sip.registration import Registered, RegistrationConfig
+from sippa.sip.restrict import Screen, SourceRestriction
 from sippa.sip.timers import TimerConfig
 from sippa.sip.uri import Uri
 
@@ -111,6 +113,10 @@ _REGISTRATION_KEYS = frozenset({
 })
 _USER_KEYS = frozenset({"secure_call_setting", "dnd_setting", "cfwd_all_dest", "cw_setting"})
 
+
+SCREEN_STATUS_INTERVAL = 1.0
+"""Seconds between line-status updates for refused requests (a scanner flood must not flood
+the web pages' event stream)."""
 
 KEEP_ENDED_CALLS = 50
 """Ended calls kept in ``Phone.calls`` (the history table keeps more)."""
@@ -201,9 +207,15 @@ class Phone:
     def __init__(self, store: ConfigStore, options: PhoneOptions | None = None) -> None:
         self.store = store
         self.options = options or PhoneOptions()
+        self.restriction = SourceRestriction()
+        """Restrict Source IP: each line's allowed sources and what it refused."""
         self.lines: dict[int, Line] = {
-            n: Line(LineConfig.from_store(store, n)) for n in range(1, store.lines + 1)
+            n: Line(LineConfig.from_store(store, n), restriction=self.restriction)
+            for n in range(1, store.lines + 1)
         }
+        self._screen_shown: dict[int, float] = {}  # line -> when its refusals were last shown
+        self._screen_pending: set[int] = set()  # lines whose refusals will be shown soon
+        self._locating: dict[int, asyncio.Task[None]] = {}
         self.calls: dict[str, Call] = {}
         self.history = CallHistory(store.path) if self.options.history else None
         self.endpoint: Endpoint | None = None
@@ -289,6 +301,7 @@ class Phone:
             rand=lambda: secrets.randbits(53) / float(1 << 53),
             authorize=self._authorize,
         )
+        self.core.screen = self._screen
         self.endpoint.core = self.core
         self.endpoint.on_message = self._traced
         dns = opts.dns or str(store.get("dns_server"))
@@ -315,6 +328,8 @@ class Phone:
                 await self._finish(call, "the phone stopped", None)
         for line in self.lines.values():
             await self._stop_line(line)
+        for task in list(self._locating.values()):
+            task.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self.endpoint is not None:
@@ -370,6 +385,7 @@ class Phone:
                 allow_md5=bool(self.store.get("digest_allow_md5")),
             )
         if not cfg.registers or self.endpoint is None or self._resolver is None:
+            self._restrict(line)
             self._emit(LineChanged(cfg.number, line.as_dict()))
             return
         authorize = make_authorize(
@@ -399,12 +415,127 @@ class Phone:
             timers=self._base.timers if self._base else TimerConfig(),
             name=f"ext{cfg.number}",
             on_event=functools.partial(self._line_event_any, cfg.number),
+            on_located=functools.partial(self._located, cfg.number),
         )
         line.registrar = registrar
+        self._restrict(line)
         registrar.start()
         self._emit(LineChanged(cfg.number, line.as_dict()))
 
-    def _line_event_any(self, number: int, _event: object) -> None:
+    def _line_event_any(self, number: int, event: object) -> None:
+        line = self.lines.get(number)
+        if isinstance(event, Registered) and line is not None:
+            self._follow_flow(line, registered=True)
+        self._line_event(number)
+
+    def _follow_flow(self, line: Line, *, registered: bool = False) -> None:
+        """Requests on the registration's own TCP/TLS connection come from the proxy."""
+        registrar = line.registrar
+        if registrar is not None:
+            registered = registered or registrar.status.registered
+        flow = registrar.flow if registrar is not None and registered else None
+        connection = flow.connection if flow is not None else None
+        self.restriction.set_connections(line.number, () if connection is None else (connection,))
+
+    # --- Restrict Source IP -----------------------------------------------------------------------
+    def _restrict(self, line: Line) -> None:
+        """Apply the line's Restrict Source IP setting and find its proxies' addresses.
+
+        The registration's RFC 3263 targets come in through :meth:`_located` (again whenever
+        it locates anew); the proxy behind an outbound proxy, and the proxies of a line that
+        does not register, are located here."""
+        cfg = line.config
+        number = cfg.number
+        self.restriction.configure(number, restricted=cfg.restrict_source_ip,
+                                   has_proxy=cfg.has_proxy)
+        self.restriction.forget(number)
+        if line.registrar is not None and line.registrar.targets:
+            self._located(number, line.registrar.targets, relocate=False)
+            self._follow_flow(line)
+        if self.restriction.active(number) and cfg.enabled:
+            self._locate_proxies(line)
+
+    def _located(self, number: int, targets: list[Target], *, relocate: bool = True) -> None:
+        """The registration located its registrar (anew): those are the line's addresses."""
+        self.restriction.set_addresses(number, "registrar", [t.address for t in targets])
+        line = self.lines.get(number)
+        if relocate and line is not None and self.restriction.active(number):
+            self._locate_proxies(line)  # DNS may have changed for the other proxy too
+        self._line_event(number)
+
+    def _locate_proxies(self, line: Line) -> None:
+        """Locate (in the background) the proxies the registration does not locate itself."""
+        cfg = line.config
+        wanted: list[tuple[str, str]] = []
+        if cfg.outbound_proxy:
+            if line.registrar is None:
+                wanted.append(("outbound_proxy", cfg.outbound_proxy))
+            if cfg.proxy:
+                wanted.append(("proxy", cfg.proxy))  # calls may come from the proxy itself
+        elif cfg.proxy and line.registrar is None:
+            wanted.append(("proxy", cfg.proxy))
+        if not wanted or self._resolver is None or self._loop is None:
+            return
+        previous = self._locating.pop(cfg.number, None)
+        if previous is not None:
+            previous.cancel()
+        task = self._loop.create_task(self._locate_for_restriction(cfg, wanted))
+        self._locating[cfg.number] = task
+
+        def done(finished: asyncio.Task[None], number: int = cfg.number) -> None:
+            if self._locating.get(number) is finished:
+                del self._locating[number]
+
+        task.add_done_callback(done)
+
+    async def _locate_for_restriction(self, cfg: LineConfig, wanted: list[tuple[str, str]]
+                                      ) -> None:
+        assert self._resolver is not None
+        scheme = "sips" if cfg.transport == "TLS" else "sip"
+        for origin, text in wanted:
+            host, port = split_host_port(text)
+            request = LocateRequest.from_uri(
+                Uri(scheme, None, None, host, port), transport=TransportChoice(cfg.transport),
+                use_srv=cfg.use_dns_srv, srv_auto_prefix=cfg.dns_srv_auto_prefix,
+            )
+            try:
+                result = await locate(request, self._resolver)
+            except Exception as exc:  # a resolver failure must not end the task silently
+                log.info("[ext%d] cannot locate %s for Restrict Source IP: %s",
+                         cfg.number, host, exc)
+                continue
+            if not result.targets:
+                log.info("[ext%d] cannot locate %s for Restrict Source IP: %s",
+                         cfg.number, host, result.error or "no targets")
+                continue
+            self.restriction.set_addresses(cfg.number, origin,
+                                           [t.address for t in result.targets])
+        self._line_event(cfg.number)
+
+    def _screen(self, request: Request, source: Address, now: float) -> Screen:
+        """The core's source screen: the line the request would ring decides."""
+        return self.restriction.check(self._incoming_line(request), request.method, source, now)
+
+    def _on_screened(self, event: RequestScreened) -> None:
+        number = self._incoming_line(event.request)
+        refused = self.restriction.refused(number)
+        if refused.count == 1 or refused.count % 100 == 0:
+            log.info("[ext%d] Restrict Source IP refused %s from %s (%d so far)", number,
+                     event.request.method, refused.last_source, refused.count)
+        now = self._now()
+        last = self._screen_shown.get(number, now - SCREEN_STATUS_INTERVAL)
+        wait = last + SCREEN_STATUS_INTERVAL - now
+        if wait <= 0:
+            self._screen_shown[number] = now
+            self._line_event(number)
+        elif number not in self._screen_pending and self._loop is not None:
+            # the last of a burst is shown too, a little later
+            self._screen_pending.add(number)
+            self._loop.call_later(wait, self._show_screened, number)
+
+    def _show_screened(self, number: int) -> None:
+        self._screen_pending.discard(number)
+        self._screen_shown[number] = self._now()
         self._line_event(number)
 
     def _line_event(self, number: int) -> None:
@@ -459,6 +590,7 @@ class Phone:
                 self._start_line(line)
             else:
                 line.config = LineConfig.from_store(self.store, n)
+                self._restrict(line)
                 self._emit(LineChanged(n, line.as_dict()))
 
     # --- SIP identity and routing ---------------------------------------------------------------
@@ -981,6 +1113,8 @@ class Phone:
                 self._call_changed(call)
         elif isinstance(event, RequestReceived):
             self._on_request(event)
+        elif isinstance(event, RequestScreened):
+            self._on_screened(event)
         elif isinstance(event, ResponseReceived):
             self._on_response(event)
         elif isinstance(event, FlowLost):

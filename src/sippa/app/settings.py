@@ -379,6 +379,12 @@ _LINE = [
     _s("mediasec_over_tls_only", "MediaSec_Over_TLS_Only_{n}_", "Ext", "SIP Settings",
        "MediaSec Over TLS Only", Kind.BOOL, True,
        "Never put SRTP keys into a message that is not sent over TLS."),
+    _s("restrict_source_ip", "Restrict_Source_IP_{n}_", "Ext", "SIP Settings",
+       "Restrict Source IP", Kind.BOOL, True,
+       "Drop requests outside a call that do not come from the addresses the line's proxy "
+       "and outbound proxy resolve to (or arrive on its registration's connection): SIP "
+       "scanners' ghost calls. UDP gets no response, TCP/TLS a 403. A line without a proxy "
+       "always accepts direct calls."),
     _s("preferred_codec", "Preferred_Codec_{n}_", "Ext", "Audio Configuration",
        "Preferred Codec", Kind.CHOICE, "OPUS", "First codec offered.",
        access=Access.RW, choices=_CODECS[:-1]),

@@ -259,6 +259,23 @@ def _show_security(sec: dict[str, Any], indent: str = "  ") -> None:
             print(f"{indent}{label}: {sec[key]}")
 
 
+def _show_restriction(r: dict[str, Any] | None) -> None:
+    """Restrict Source IP: where requests are accepted from, and what was refused."""
+    if not r:
+        return
+    if r["active"]:
+        allowed = ", ".join(r["allowed"]) or "no proxy address yet"
+        text = f"restrict source IP: on (from {allowed})"
+    elif r["setting"]:
+        text = "restrict source IP: on, but no proxy: direct calls accepted"
+    else:
+        text = "restrict source IP: off"
+    if r["refused"]:
+        text += (f"; {r['refused']} refused, last {r['last_refused_method']} "
+                 f"from {r['last_refused_source']}")
+    print(f"  {text}")
+
+
 def _show_call(call: dict[str, Any]) -> None:
     print(f"call {call['id']} (line {call['line']}, {call['direction']}) {call['remote']}: "
           f"{call['state']}")
@@ -377,6 +394,7 @@ def _run_status(args: argparse.Namespace) -> int:
                 checked = "validated" if tls["verified"] else "NOT validated"
                 print(f"  {line['transport']} {tls['version']} {tls['cipher']} {tls['group']} "
                       f"{tls['peer_subject']} ({checked})")
+            _show_restriction(line.get("source_restriction"))
         if not any(line["enabled"] for line in a["lines"]):
             print("no line is enabled (sippa config set line_enable yes --line 1 ...)")
         for call in a["calls"]:

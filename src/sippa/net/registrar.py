@@ -133,6 +133,8 @@ class LineRegistrar:
     name: str = "line"
     clock: Callable[[], float] = time.monotonic
     on_event: Callable[[RegistrationEvent], None] | None = None
+    on_located: Callable[[list[Target]], None] | None = None
+    """Told the targets each time RFC 3263 location answers (Restrict Source IP follows them)."""
     status: LineStatus = field(default_factory=LineStatus)
 
     def __post_init__(self) -> None:
@@ -178,6 +180,11 @@ class LineRegistrar:
             self.endpoint.transports.pin(self._peer, False)
         self.endpoint.remove_handler(self._on_message)
         self.endpoint.remove_flow_listener(self._on_flow_lost)
+
+    @property
+    def flow(self) -> Flow | None:
+        """The flow the registration uses now (None before the first attempt)."""
+        return self._flow
 
     async def _until_stopped(self) -> None:
         async with self._changed:
@@ -281,6 +288,11 @@ class LineRegistrar:
             return False
         self.targets = list(result.targets)
         self.registration.set_targets(len(self.targets))
+        if self.on_located is not None:
+            try:
+                self.on_located(list(self.targets))
+            except Exception:
+                log.exception("[%s] on_located failed", self.name)
         return True
 
     async def _transact(

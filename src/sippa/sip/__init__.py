@@ -14,7 +14,10 @@ The names the runtime (``sippa.net``) and the application use are re-exported he
   :class:`CallState` of a call;
 - digest authentication: :class:`DigestClient` and :class:`DigestPolicy`;
 - registration: :class:`Registration` with :class:`RegistrationConfig` and its events;
-- RFC 3263 server location: :func:`locate` with :class:`LocateRequest` and the DNS records.
+- RFC 3263 server location: :func:`locate` with :class:`LocateRequest` and the DNS records;
+- Restrict Source IP: :class:`SourceRestriction` (the per-line check and its
+  :class:`RefusedSources` counters), whose :class:`Screen` verdicts the core's ``screen`` hook
+  acts on (:class:`RequestScreened` events).
 
 Everything else stays in its module (``sippa.sip.transaction``, ``sippa.sip.dialog``, ...).
 """
@@ -35,6 +38,7 @@ from sippa.sip.events import (
     ReinviteGlare,
     ReinviteReceived,
     RequestReceived,
+    RequestScreened,
     ResponseReceived,
     TransactionTimeout,
     TransportError,
@@ -69,6 +73,7 @@ from sippa.sip.registration import (
     SendFailure,
     Unregistered,
 )
+from sippa.sip.restrict import RefusedSources, Screen, SourceRestriction
 from sippa.sip.status import StatusCode, reason_phrase
 from sippa.sip.timers import TimerConfig
 from sippa.sip.uri import Uri
@@ -101,6 +106,7 @@ __all__ = [
     "MessageRejected",
     "NameAddr",
     "NaptrRecord",
+    "RefusedSources",
     "RegState",
     "Registered",
     "Registration",
@@ -114,9 +120,12 @@ __all__ = [
     "ReinviteReceived",
     "Request",
     "RequestReceived",
+    "RequestScreened",
     "Response",
     "ResponseReceived",
+    "Screen",
     "SendFailure",
+    "SourceRestriction",
     "SrvRecord",
     "StatusCode",
     "StreamFramer",

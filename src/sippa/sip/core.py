@@ -31,6 +31,7 @@ from sippa.sip.events import (
     IncomingCall,
     MessageRejected,
     RequestReceived,
+    RequestScreened,
     ResponseReceived,
     TransactionTimeout,
     TransportError,
@@ -46,6 +47,7 @@ from sippa.sip.message import (
     parse_message,
     validate_request,
 )
+from sippa.sip.restrict import Screen
 from sippa.sip.timers import TimerConfig, is_reliable
 from sippa.sip.transaction import (
     MAGIC_COOKIE,
@@ -61,7 +63,14 @@ from sippa.sip.transaction import (
 )
 from sippa.sip.uri import Uri
 
-__all__ = ["AuthAnswer", "Authorize", "CoreConfig", "UserAgentCore", "default_port"]
+__all__ = [
+    "AuthAnswer",
+    "Authorize",
+    "CoreConfig",
+    "ScreenRequest",
+    "UserAgentCore",
+    "default_port",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +108,11 @@ class AuthAnswer(Protocol):
 Authorize = Callable[[Request, Response], AuthAnswer]
 """Answers the 401/407 challenge for a request and raises a ProtocolError when it cannot
 (``sippa.sip.digest.DigestClient(...).authorize`` is one)."""
+
+ScreenRequest = Callable[[Request, Address, float], Screen]
+"""Decides for a request that matches no transaction and no dialog, from its source
+(``request, source, now``): accept it, drop it silently, or answer 403 statelessly
+(Restrict Source IP, :mod:`sippa.sip.restrict`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +155,10 @@ class UserAgentCore:
         self._rand = rand
         self.authorize = authorize
         """Digest answerer for 401/407 (``None``: challenges are passed up)."""
+        self.screen: ScreenRequest | None = None
+        """Source screen for requests outside any dialog (``None``: every source is accepted).
+        It runs before a transaction exists, so a refused request leaves no state and gets no
+        100 Trying, 405, 420 or 481."""
         self._out: list[tuple[bytes, Address]] = []
         self._events: deque[Event] = deque()
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
@@ -294,6 +312,8 @@ class UserAgentCore:
         if txn is not None:
             txn.receive_request(request, now)  # a retransmission (§17.2.3)
             return
+        if not self._screened_in(request, source, now):
+            return
         if request.method == "CANCEL":
             self._receive_cancel(request, source, now)
             return
@@ -306,6 +326,31 @@ class UserAgentCore:
                 return
             log.info("[%s] answering %d: %s", request.call_id, exc.status_code, exc.reason)
             txn.respond(txn.make_response(exc.status_code, to_tag=self._ids()), now)
+
+    def _screened_in(self, request: Request, source: Address, now: float) -> bool:
+        """Ask the source screen about a request that belongs to no dialog and no transaction;
+        False when it was refused (dropped, or answered 403 without a transaction)."""
+        if self.screen is None:
+            return True
+        if request.method == "CANCEL":
+            invite = self._servers.get(server_key(request, "INVITE"))
+            if isinstance(invite, InviteServerTransaction):
+                return True  # cancels a request that was let in
+        elif request.to.tag is not None and self._find_session(
+            request.call_id, request.to.tag, request.from_.tag
+        ):
+            return True  # in a dialog (a BYE from the far end of the call...)
+        verdict = self.screen(request, source, now)
+        if verdict is Screen.ACCEPT:
+            return True
+        answered = verdict is Screen.FORBID
+        if answered:
+            response = make_response(request, 403, to_tag=self._ids())
+            self._out.append((bytes(response), self._response_address(request, source)))
+        log.debug("[%s] %s from %s refused by the source screen (%s)",
+                  request.call_id, request.method, source, verdict.value)
+        self._events.append(RequestScreened(request, source, answered))
+        return False
 
     def _receive_ack(self, ack: Request, now: float) -> None:
         txn = self._servers.get(server_key(ack))

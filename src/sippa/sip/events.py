@@ -26,6 +26,7 @@ __all__ = [
     "ReinviteGlare",
     "ReinviteReceived",
     "RequestReceived",
+    "RequestScreened",
     "ResponseReceived",
     "TransactionTimeout",
     "TransportError",
@@ -242,6 +243,19 @@ class MessageRejected:
     """True if an error response was sent back."""
 
 
+@dataclass(frozen=True, slots=True)
+class RequestScreened:
+    """An out-of-dialog request was refused by the source screen (Restrict Source IP,
+    :mod:`sippa.sip.restrict`): dropped without a response, or answered with 403."""
+
+    request: Request
+    """The request (Via stamped)."""
+    source: Address
+    """Where it came from."""
+    answered: bool
+    """True if a 403 was sent back (TCP/TLS), False if it was dropped silently (UDP)."""
+
+
 Event = (
     IncomingCall
     | CallRinging
@@ -257,4 +271,5 @@ Event = (
     | TransactionTimeout
     | TransportError
     | MessageRejected
+    | RequestScreened
 )

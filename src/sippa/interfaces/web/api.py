@@ -60,6 +60,15 @@ class ErrorsOut(BaseModel):
     errors: dict[str, str] = Field(description="Cisco name → what is wrong with the value")
 
 
+class SourceRestrictionOut(BaseModel):
+    setting: bool = Field(description="Restrict_Source_IP_n_ as configured")
+    active: bool = Field(description="requests outside a call are checked (the line has a proxy)")
+    allowed: list[str] = Field(description="source addresses accepted now (resolved proxies)")
+    refused: int = Field(description="requests dropped (UDP) or refused with 403 (TCP/TLS)")
+    last_refused_source: str | None = Field(None, description="transport:host:port")
+    last_refused_method: str | None = None
+
+
 class LineOut(BaseModel):
     model_config = {"extra": "allow"}
     line: int
@@ -68,6 +77,7 @@ class LineOut(BaseModel):
     registered: bool = False
     state: str = ""
     reason: str | None = None
+    source_restriction: SourceRestrictionOut | None = None
 
 
 class StatusOut(BaseModel):

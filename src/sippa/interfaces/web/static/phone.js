@@ -177,6 +177,10 @@
     if (!li) return;
     li.querySelector(".state").textContent = l.registered ? "Registered" : (l.state || "");
     li.querySelector(".reason").textContent = l.reason || "";
+    const r = l.source_restriction;
+    li.querySelector(".refused").textContent = r && r.refused
+      ? `${r.refused} refused (Restrict Source IP), last ${r.last_refused_method} from ${r.last_refused_source}`
+      : "";
   }
 
   document.getElementById("dial-form").addEventListener("submit", async (ev) => {
