@@ -24,8 +24,14 @@ CODECS_BY_SETTING: dict[str, Codec] = {"G711u": PCMU, "G711a": PCMA, "G722": G72
 
 
 def split_host_port(text: str) -> tuple[str, int | None]:
-    """``host[:port]`` (IPv6 in brackets) into its parts."""
+    """``host[:port]`` (IPv6 in brackets), or a ``sip:``/``sips:`` URI, into host and port.
+
+    The Proxy settings accept a URI (``sip:pbx.example.test:5061;transport=tls``): its user,
+    parameters and headers are not part of the server's address.
+    """
     text = text.strip()
+    if text.lower().startswith(("sip:", "sips:")):
+        text = text.split(":", 1)[1].split(";", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ""
