@@ -377,3 +377,10 @@ def test_subscription_state_grammar() -> None:
     for bad in ("", ";expires=1", "active;retry-after=soon", "act ive"):
         with pytest.raises(RemoteProtocolError):
             parse_subscription_state(bad)
+
+
+def test_a_subscribe_that_cannot_be_sent_backs_off() -> None:
+    sub = make()
+    sub.start(0.0)
+    sub.send_failed("cannot locate example.test", 0.0)  # before build_request
+    assert not sub.wants_send() and sub.status.state is SubState.BACKOFF

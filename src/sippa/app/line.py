@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sippa.app.mwi import MwiStatus, VoicemailSubscriber
 from sippa.app.security import SecureCallPolicy, policy_from_settings
 from sippa.app.store import ConfigStore
 from sippa.net.registrar import LineRegistrar, LineStatus
@@ -75,6 +76,12 @@ class LineConfig:
     forward: str
     """Forward every incoming call here (line setting, else the user's), empty for none."""
     call_waiting: bool
+    mwi_enable: bool = False
+    """Subscribe to message-summary (the voicemail light)."""
+    voice_mail_server: str = ""
+    """Where to subscribe: a sip/sips URI or host[:port]; empty: the line's AoR at its proxy."""
+    mailbox_id: str = ""
+    """User part of the subscription (empty: the User ID)."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -117,6 +124,9 @@ class LineConfig:
             dnd=_flag(store, "dnd", n) or _flag(store, "dnd_setting"),
             forward=_text(store, "cfwd_all_dest_line", n) or _text(store, "cfwd_all_dest"),
             call_waiting=_flag(store, "cw_setting"),
+            mwi_enable=_flag(store, "mwi_enable", n),
+            voice_mail_server=_text(store, "voice_mail_server", n).strip(),
+            mailbox_id=_text(store, "mailbox_id", n),
         )
 
     @property
@@ -146,6 +156,31 @@ class LineConfig:
         return Uri(scheme, None, None, host, port)
 
     @property
+    def mailbox_uri(self) -> Uri:
+        """What the voicemail subscription is to (RFC 3842 §3.6: the mailbox's URI): the
+        Mailbox ID (or User ID) at the Voice Mail Server, or at the line's domain."""
+        user = self.mailbox_id or self.user_id or "sippa"
+        scheme = "sips" if self.transport == "TLS" else "sip"
+        text = self.voice_mail_server
+        if not text:
+            return Uri(scheme, user, None, self.domain)
+        if text.lower().startswith(("sip:", "sips:")):
+            uri = Uri.parse(text)
+            return uri if uri.user else uri.replace(user=user)
+        host, port = split_host_port(text)
+        return Uri(scheme, user, None, host, port)
+
+    @property
+    def subscribes_mwi(self) -> bool:
+        """True when this line keeps a message-summary subscription."""
+        return (
+            self.enabled
+            and self.mwi_enable
+            and bool(self.user_id or self.mailbox_id)
+            and bool(self.proxy or self.voice_mail_server)
+        )
+
+    @property
     def registers(self) -> bool:
         """True when this line keeps a registration."""
         return self.enabled and self.register and bool(self.proxy) and bool(self.user_id)
@@ -158,6 +193,10 @@ class Line:
     config: LineConfig
     registrar: LineRegistrar | None = None
     status: LineStatus = field(default_factory=LineStatus)
+    mwi: MwiStatus = field(default_factory=MwiStatus)
+    """The voicemail light and counts (kept across subscription restarts)."""
+    voicemail: VoicemailSubscriber | None = None
+    """The message-summary subscription, when the line keeps one."""
 
     @property
     def number(self) -> int:
@@ -186,6 +225,7 @@ class Line:
             "dnd": cfg.dnd,
             "auto_answer": cfg.auto_answer,
             "forward": cfg.forward or None,
+            "mwi": self.mwi.as_dict(),
             "tls": None
             if tls is None
             else {

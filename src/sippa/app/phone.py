@@ -38,6 +38,7 @@ from typing import Any
 from sippa.app.call import Call, CallState, stream_config
 from sippa.app.history import CallHistory, HistoryEntry
 from sippa.app.line import Line, LineConfig
+from sippa.app.mwi import MwiStatus, VoicemailSubscriber, same_flow
 from sippa.app.register import make_authorize
 from sippa.app.security import (
     MediaFacts,
@@ -91,11 +92,15 @@ from sippa.sip.events import (
     ReinviteReceived,
     RequestReceived,
     ResponseReceived,
+    TransactionTimeout,
+    TransportError,
 )
 from sippa.sip.headers import NameAddr
 from sippa.sip.locate import LocateRequest, TransportChoice
 from sippa.sip.message import Request, Response
-from sippa.sip.registration import RegistrationConfig
+from sippa.sip.mwi import EVENT_PACKAGE as MWI_PACKAGE
+from sippa.sip.mwi import MessageSummary
+from sippa.sip.registration import Registered, RegistrationConfig
 from sippa.sip.timers import TimerConfig
 from sippa.sip.uri import Uri
 
@@ -110,6 +115,8 @@ _REGISTRATION_KEYS = frozenset({
     "tls_name_validate", "sip_transport", "display_name",
 })
 _USER_KEYS = frozenset({"secure_call_setting", "dnd_setting", "cfwd_all_dest", "cw_setting"})
+# Settings whose change needs the line's voicemail subscription redone.
+_MWI_KEYS = frozenset({"mwi_enable", "voice_mail_server", "mailbox_id"})
 
 
 KEEP_ENDED_CALLS = 50
@@ -369,7 +376,12 @@ class Phone:
                 == "Server Order",
                 allow_md5=bool(self.store.get("digest_allow_md5")),
             )
+        if not cfg.enabled:
+            line.mwi = MwiStatus()
+        self._make_voicemail(line)
         if not cfg.registers or self.endpoint is None or self._resolver is None:
+            if line.voicemail is not None:
+                line.voicemail.start()  # no registration to wait for
             self._emit(LineChanged(cfg.number, line.as_dict()))
             return
         authorize = make_authorize(
@@ -404,8 +416,107 @@ class Phone:
         registrar.start()
         self._emit(LineChanged(cfg.number, line.as_dict()))
 
-    def _line_event_any(self, number: int, _event: object) -> None:
+    def _line_event_any(self, number: int, event: object) -> None:
+        line = self.lines.get(number)
+        if isinstance(event, Registered) and line is not None and line.voicemail is not None:
+            voicemail = line.voicemail
+            if not voicemail.started and self._loop is not None:
+                # subscribe over the flow the registration just opened
+                self._loop.call_soon(voicemail.start)
         self._line_event(number)
+
+    # --- voicemail (RFC 3842 message-summary) ---------------------------------------------------
+    def _make_voicemail(self, line: Line) -> None:
+        cfg = line.config
+        line.voicemail = None
+        if not cfg.subscribes_mwi or self.endpoint is None:
+            line.mwi.subscription = "off"
+            line.mwi.reason = None
+            return
+        try:
+            resource = cfg.mailbox_uri
+        except ProtocolError as exc:
+            line.mwi.subscription = "off"
+            line.mwi.reason = f"bad Voice Mail Server: {exc.reason}"
+            return
+        authorize = make_authorize(
+            cfg.auth_id,
+            cfg.password,
+            order="server"
+            if str(self.store.get("digest_algorithm_order")) == "Server Order"
+            else "strongest",
+            allow_md5=bool(self.store.get("digest_allow_md5")),
+        )
+        line.voicemail = VoicemailSubscriber(
+            cfg.number,
+            resource,
+            NameAddr(cfg.display_name or None, cfg.aor),
+            contact_user=cfg.user_id or "sippa",
+            core=lambda: self.core,
+            now=self._now,
+            pump=self._pump,
+            route=functools.partial(self._voicemail_route, cfg),
+            changed=functools.partial(self._line_event, cfg.number),
+            random_bits=secrets.randbits,
+            authorize=authorize,
+            status=line.mwi,
+            retry_base=float(self.store.get("reg_retry_intvl")),
+            retry_max=float(self.store.get("reg_retry_long_intvl")),
+        )
+
+    async def _voicemail_route(self, cfg: LineConfig, uri: Uri) -> Uri | None:
+        """The first hop of a line's initial SUBSCRIBE: as for a call to ``uri``."""
+        hop, peer, server_name = await self._first_hop(cfg, uri)
+        if server_name is not None and peer.transport == "TLS" and self.endpoint is not None:
+            self.endpoint.expect_identity(peer, server_name)
+            if not cfg.tls_name_validate:
+                self._insecure_names.add(server_name)
+        return hop
+
+    def _on_mwi_notify(self, event: RequestReceived, now: float) -> None:
+        """``NOTIFY Event: message-summary``: of a line's subscription, or unsolicited from
+        the line's registrar over its registration flow (RFC 3842 §3.9); else 481."""
+        assert self.core is not None
+        request = event.request
+        for line in self.lines.values():
+            if line.voicemail is not None:
+                status = line.voicemail.on_notify(request)
+                if status is not None:
+                    self.core.respond(event.transaction, status, now)
+                    return
+        number = self._unsolicited_mwi_line(request, event.source)
+        if number is None:
+            log.info("NOTIFY message-summary from %s refused: no such subscription",
+                     event.source)
+            self.core.respond(event.transaction, 481, now)
+            return
+        try:
+            summary = MessageSummary.parse(request.body)
+        except ProtocolError as exc:
+            log.info("[ext%d] bad message summary: %s", number, exc.reason)
+            self.core.respond(event.transaction, exc.status_code, now, reason="Bad Summary")
+            return
+        self.core.respond(event.transaction, 200, now)
+        self.lines[number].mwi.apply(summary, "unsolicited")
+        log.info("[ext%d] voicemail (unsolicited): %s", number, summary.voice)
+        self._line_event(number)
+
+    def _unsolicited_mwi_line(self, request: Request, source: Address | None) -> int | None:
+        """The line an unsolicited message-summary NOTIFY is for: it must come over the
+        line's registration flow (from its registrar) and name the line's user or mailbox."""
+        try:
+            users = {request.uri.user, request.to.uri.user} - {None, ""}
+        except ProtocolError:
+            return None
+        for number, line in self.lines.items():
+            cfg, registrar = line.config, line.registrar
+            if not cfg.enabled or registrar is None:
+                continue
+            if not same_flow(source, registrar.status.target):
+                continue
+            if users & ({cfg.user_id, cfg.mailbox_id} - {""}):
+                return number
+        return None
 
     def _line_event(self, number: int) -> None:
         line = self.lines.get(number)
@@ -413,6 +524,11 @@ class Phone:
             self._emit(LineChanged(number, line.as_dict()))
 
     async def _stop_line(self, line: Line) -> None:
+        voicemail = line.voicemail  # stays reachable for its answers while it unsubscribes
+        if voicemail is not None:
+            with contextlib.suppress(Exception):
+                await voicemail.stop(timeout=2.0)
+            line.voicemail = None
         registrar, line.registrar = line.registrar, None
         if registrar is not None:
             with contextlib.suppress(Exception):
@@ -439,15 +555,18 @@ class Phone:
         if any(key in _USER_KEYS for key, _ in changes):
             lines |= set(self.lines)
         redo = {n for (key, n) in changes if n and key in _REGISTRATION_KEYS}
+        redo_mwi = {n for (key, n) in changes if n and key in _MWI_KEYS} - redo
 
         def apply() -> None:
-            task = loop.create_task(self._apply_settings(lines, redo))
+            task = loop.create_task(self._apply_settings(lines, redo, redo_mwi))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         loop.call_soon_threadsafe(apply)
 
-    async def _apply_settings(self, lines: set[int], redo: set[int]) -> None:
+    async def _apply_settings(
+        self, lines: set[int], redo: set[int], redo_mwi: frozenset[int] | set[int] = frozenset()
+    ) -> None:
         """Apply saved settings live: new line configs, re-registration where needed."""
         for n in sorted(lines):
             line = self.lines.get(n)
@@ -457,6 +576,17 @@ class Phone:
                 await self._stop_line(line)
                 line.config = LineConfig.from_store(self.store, n)
                 self._start_line(line)
+            elif n in redo_mwi:
+                if line.voicemail is not None:
+                    await line.voicemail.stop(timeout=2.0)
+                line.config = LineConfig.from_store(self.store, n)
+                self._make_voicemail(line)
+                registrar = line.registrar
+                if line.voicemail is not None and (
+                    registrar is None or registrar.status.registered
+                ):
+                    line.voicemail.start()
+                self._emit(LineChanged(n, line.as_dict()))
             else:
                 line.config = LineConfig.from_store(self.store, n)
                 self._emit(LineChanged(n, line.as_dict()))
@@ -983,6 +1113,16 @@ class Phone:
             self._on_request(event)
         elif isinstance(event, ResponseReceived):
             self._on_response(event)
+        elif isinstance(event, TransactionTimeout | TransportError):
+            reason = (
+                "no response (timeout)" if isinstance(event, TransactionTimeout)
+                else f"cannot reach {event.destination.host}:{event.destination.port}"
+            )
+            for line in self.lines.values():
+                if line.voicemail is not None and line.voicemail.on_failure(
+                    event.transaction, reason
+                ):
+                    break
         elif isinstance(event, FlowLost):
             log.info("flow lost: %s (%s)", event.peer, event.reason)
             for call in self.calls.values():
@@ -1238,6 +1378,8 @@ class Phone:
                 self._spawn(self._hangup_quietly(call.id, "transferred"))
         elif method == "NOTIFY" and _event_package(request) in ("resync", "check-sync"):
             self._on_resync_notify(event, now)
+        elif method == "NOTIFY" and _event_package(request) == MWI_PACKAGE:
+            self._on_mwi_notify(event, now)
         elif method in ("NOTIFY", "OPTIONS", "MESSAGE"):
             self.core.respond(event.transaction, 200, now)
         else:
@@ -1313,6 +1455,11 @@ class Phone:
             await self.hangup(call_id, reason=reason)
 
     def _on_response(self, event: ResponseReceived) -> None:
+        for line in self.lines.values():
+            if line.voicemail is not None and line.voicemail.on_response(
+                event.transaction, event.response
+            ):
+                return
         response = event.response
         if response.cseq.method == "REFER" and response.status_code >= 300:
             log.info("REFER refused: %d", response.status_code)

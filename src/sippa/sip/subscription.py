@@ -388,9 +388,11 @@ class Subscription:
             self._failed(f"{code} {response.reason}", code, now, minimum=retry_after)
 
     def send_failed(self, reason: str, now: float) -> None:
-        """The SUBSCRIBE got no response (timeout, transport error)."""
-        if self._attempt is None or self._send_wanted:
+        """The SUBSCRIBE got no response (timeout, transport error), or the due one could not
+        be sent at all (no route to the notifier)."""
+        if self._attempt is None:
             return
+        self._send_wanted = False
         if self.status.state in (SubState.SUBSCRIBING, SubState.REFRESHING,
                                  SubState.UNSUBSCRIBING):
             self._failed(reason, None, now)
