@@ -108,8 +108,10 @@ def same_flow(source: Address | None, target: str | None) -> bool:
     )
 
 
-Route = Callable[[Uri], Awaitable[Uri | None]]
-"""The pre-loaded route (first hop) of an initial SUBSCRIBE to a URI, None for none."""
+Route = Callable[[Uri, bool], Awaitable[tuple[Uri | None, NameAddr | None]]]
+"""``route(resource, initial)``: the pre-loaded route (first hop) of an initial SUBSCRIBE to
+``resource`` (None for none; not asked for in-dialog ones), and the Contact to use (the line's
+registration flow, as its REGISTER has it; None: the core's Contact)."""
 
 
 class VoicemailSubscriber:
@@ -253,9 +255,7 @@ class VoicemailSubscriber:
     async def _send(self) -> None:
         sub = self.subscription
         try:
-            outbound: Uri | None = None
-            if not sub.in_dialog:
-                outbound = await self._route(sub.config.resource)
+            outbound, contact = await self._route(sub.config.resource, not sub.in_dialog)
             core = self._core()
             if core is None or not sub.wants_send():
                 return
@@ -265,8 +265,9 @@ class VoicemailSubscriber:
                 hop = outbound or sub.config.resource
             transport = hop.transport or ("tls" if hop.is_secure else "udp")
             now = self._now()
-            ours = core.contact(transport)
-            contact = NameAddr(None, ours.uri.replace(user=self._contact_user))
+            if contact is None:
+                ours = core.contact(transport)
+                contact = NameAddr(None, ours.uri.replace(user=self._contact_user))
             request, next_hop = sub.build_request(contact, now, outbound=outbound)
             self._handle = core.send_prepared(request, next_hop, now)
             self._pump()

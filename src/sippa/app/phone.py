@@ -464,14 +464,37 @@ class Phone:
             retry_max=float(self.store.get("reg_retry_long_intvl")),
         )
 
-    async def _voicemail_route(self, cfg: LineConfig, uri: Uri) -> Uri | None:
-        """The first hop of a line's initial SUBSCRIBE: as for a call to ``uri``."""
-        hop, peer, server_name = await self._first_hop(cfg, uri)
-        if server_name is not None and peer.transport == "TLS" and self.endpoint is not None:
-            self.endpoint.expect_identity(peer, server_name)
-            if not cfg.tls_name_validate:
-                self._insecure_names.add(server_name)
-        return hop
+    async def _voicemail_route(
+        self, cfg: LineConfig, uri: Uri, initial: bool
+    ) -> tuple[Uri | None, NameAddr | None]:
+        """First hop and Contact of a line's SUBSCRIBE. The first hop is found as for a call
+        to ``uri`` (the registration flow when the line is registered and ``uri`` is in its
+        domain); over the registration flow the Contact is the flow's, as in the REGISTER,
+        so that the notifier's NOTIFYs come back over that connection."""
+        hop: Uri | None = None
+        peer: Peer | None = None
+        if initial:
+            hop, peer, server_name = await self._first_hop(cfg, uri)
+            if server_name is not None and peer.transport == "TLS" and self.endpoint is not None:
+                self.endpoint.expect_identity(peer, server_name)
+                if not cfg.tls_name_validate:
+                    self._insecure_names.add(server_name)
+        registrar = self.lines[cfg.number].registrar
+        st = registrar.status if registrar is not None else None
+        if st is None or not st.registered or not st.local or not st.target:
+            return hop, None
+        kind = st.target.partition(":")[0].upper()
+        if peer is not None and not same_flow(
+            Address(peer.transport.lower(), peer.host, peer.port), st.target
+        ):
+            return hop, None  # not over the registration flow
+        host, _, port = st.local.rpartition(":")
+        scheme = "sips" if kind == "TLS" else "sip"
+        params: tuple[tuple[str, str | None], ...] = (
+            (("transport", "tcp"),) if kind == "TCP" else ()
+        )
+        flow = Uri(scheme, cfg.user_id or "sippa", None, host.strip("[]"), int(port), params)
+        return hop, NameAddr(None, flow)
 
     def _on_mwi_notify(self, event: RequestReceived, now: float) -> None:
         """``NOTIFY Event: message-summary``: of a line's subscription, or unsolicited from
