@@ -297,3 +297,17 @@ def test_mwi_status_and_flow_matching() -> None:
     assert not same_flow(src, "TCP:127.0.0.1:5061")
     assert same_flow(Address("udp", "::1", 5060), "UDP:[::1]:5060")
     assert not same_flow(None, "UDP:127.0.0.1:5060")
+
+
+def test_voicemail_text() -> None:
+    from sippa.app.mwi import voicemail_text
+
+    status = MwiStatus()
+    assert voicemail_text(None) == "" and voicemail_text(status.as_dict()) == ""
+    status.subscription = "backoff"
+    status.reason = "no response (timeout)"
+    assert voicemail_text(status.as_dict()) == "Voicemail: backoff (no response (timeout))"
+    status.apply(MessageSummary(True, None, {"voice-message": MessageCounts(1, 0)}), "x")
+    assert voicemail_text(status.as_dict()) == "Voicemail: 1 new"
+    status.apply(MessageSummary(False, None, {"voice-message": MessageCounts(0, 4)}), "x")
+    assert voicemail_text(status.as_dict()) == "Voicemail: no new messages (4 old)"

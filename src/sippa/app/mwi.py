@@ -35,7 +35,7 @@ from sippa.sip.subscription import (
 )
 from sippa.sip.uri import Uri
 
-__all__ = ["MWI_EXPIRES", "MwiStatus", "VoicemailSubscriber", "same_flow"]
+__all__ = ["MWI_EXPIRES", "MwiStatus", "VoicemailSubscriber", "same_flow", "voicemail_text"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,25 @@ class MwiStatus:
             "subscription": self.subscription,
             "reason": self.reason,
         }
+
+
+def voicemail_text(mwi: dict[str, Any] | None) -> str:
+    """What a person reads about a line's voicemail (web pages, CLI), from
+    :meth:`MwiStatus.as_dict`: ``Voicemail: 2 new (1 urgent), 8 old``; empty when there is
+    nothing to say."""
+    if not mwi:
+        return ""
+    if mwi.get("updated") is None:
+        state = mwi.get("subscription") or "off"
+        if state == "off":
+            return ""
+        reason = mwi.get("reason")
+        return f"Voicemail: {state}" + (f" ({reason})" if reason else "")
+    new, old, urgent = mwi.get("new", 0), mwi.get("old", 0), mwi.get("new_urgent", 0)
+    if mwi.get("messages_waiting"):
+        text = f"Voicemail: {new} new" + (f" ({urgent} urgent)" if urgent else "")
+        return text + (f", {old} old" if old else "")
+    return "Voicemail: no new messages" + (f" ({old} old)" if old else "")
 
 
 def same_flow(source: Address | None, target: str | None) -> bool:

@@ -177,6 +177,26 @@
     if (!li) return;
     li.querySelector(".state").textContent = l.registered ? "Registered" : (l.state || "");
     li.querySelector(".reason").textContent = l.reason || "";
+    const mwi = li.querySelector(".mwi");
+    if (mwi) {
+      mwi.textContent = voicemailText(l.mwi);
+      mwi.classList.toggle("waiting", Boolean(l.mwi && l.mwi.messages_waiting));
+    }
+  }
+
+  // the same words as sippa.app.mwi.voicemail_text (the server-rendered page)
+  function voicemailText(m) {
+    if (!m) return "";
+    if (m.updated === null || m.updated === undefined) {
+      const state = m.subscription || "off";
+      if (state === "off") return "";
+      return `Voicemail: ${state}` + (m.reason ? ` (${m.reason})` : "");
+    }
+    if (m.messages_waiting) {
+      return `Voicemail: ${m.new} new` + (m.new_urgent ? ` (${m.new_urgent} urgent)` : "")
+        + (m.old ? `, ${m.old} old` : "");
+    }
+    return "Voicemail: no new messages" + (m.old ? ` (${m.old} old)` : "");
   }
 
   document.getElementById("dial-form").addEventListener("submit", async (ev) => {
