@@ -384,3 +384,24 @@ def test_a_subscribe_that_cannot_be_sent_backs_off() -> None:
     sub.start(0.0)
     sub.send_failed("cannot locate example.test", 0.0)  # before build_request
     assert not sub.wants_send() and sub.status.state is SubState.BACKOFF
+
+
+def test_a_2xx_with_a_bad_contact_is_a_failure_not_a_crash() -> None:
+    sub = make()
+    sub.start(0.0)
+    req = send(sub)
+    resp = make_response(req, 202, to_tag="n")
+    resp.headers.add("Contact", "<<garbage")
+    resp.headers.add("Expires", "600")
+    sub.response_received(resp, 0.0)
+    assert sub.status.state is SubState.BACKOFF
+    assert "202" in (sub.status.reason or "")
+
+
+def test_refresh_now() -> None:
+    sub, first = subscribed()
+    sub.refresh(10.0)
+    again = send(sub, 10.0)
+    assert again.to.tag == "notifier" and again.cseq.seq == first.cseq.seq + 1
+    sub.refresh(10.0)  # only when subscribed: nothing due twice
+    assert not sub.wants_send()

@@ -197,6 +197,8 @@ class Line:
     """The voicemail light and counts (kept across subscription restarts)."""
     voicemail: VoicemailSubscriber | None = None
     """The message-summary subscription, when the line keeps one."""
+    mwi_flow: str | None = None
+    """Our ``address:port`` on the registration flow the subscription's Contact names."""
 
     @property
     def number(self) -> int:

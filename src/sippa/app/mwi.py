@@ -173,6 +173,8 @@ class VoicemailSubscriber:
         self._core, self._now, self._pump, self._route = core, now, pump, route
         self._changed = changed
         self._contact_user = contact_user
+        self.contact: NameAddr | None = None
+        """The Contact of our last SUBSCRIBE."""
         self._handle: str | None = None  # the SUBSCRIBE transaction in flight
         self._sending = False
         self._timer: asyncio.TimerHandle | None = None
@@ -204,6 +206,11 @@ class VoicemailSubscriber:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._done.wait(), timeout)
         self._cancel()
+
+    def refresh(self) -> None:
+        """Refresh at once (the registration moved to a new flow: a new Contact)."""
+        self.subscription.refresh(self._now())
+        self._drive()
 
     # -- inputs from the phone ---------------------------------------------------------------
     def on_response(self, handle: str, response: Response) -> bool:
@@ -288,6 +295,7 @@ class VoicemailSubscriber:
                 ours = core.contact(transport)
                 contact = NameAddr(None, ours.uri.replace(user=self._contact_user))
             request, next_hop = sub.build_request(contact, now, outbound=outbound)
+            self.contact = contact
             self._handle = core.send_prepared(request, next_hop, now)
             self._pump()
         except (OSError, ProtocolError, ValueError, LookupError) as exc:

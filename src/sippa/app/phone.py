@@ -423,6 +423,11 @@ class Phone:
             if not voicemail.started and self._loop is not None:
                 # subscribe over the flow the registration just opened
                 self._loop.call_soon(voicemail.start)
+            elif line.mwi_flow is not None and self._loop is not None:
+                local = line.registrar.status.local if line.registrar is not None else None
+                if local and local != line.mwi_flow:
+                    # re-registered over a new flow: tell the notifier our new Contact
+                    self._loop.call_soon(voicemail.refresh)
         self._line_event(number)
 
     # --- voicemail (RFC 3842 message-summary) ---------------------------------------------------
@@ -479,8 +484,9 @@ class Phone:
                 self.endpoint.expect_identity(peer, server_name)
                 if not cfg.tls_name_validate:
                     self._insecure_names.add(server_name)
-        registrar = self.lines[cfg.number].registrar
-        st = registrar.status if registrar is not None else None
+        line = self.lines[cfg.number]
+        line.mwi_flow = None
+        st = line.registrar.status if line.registrar is not None else None
         if st is None or not st.registered or not st.local or not st.target:
             return hop, None
         kind = st.target.partition(":")[0].upper()
@@ -494,6 +500,7 @@ class Phone:
             (("transport", "tcp"),) if kind == "TCP" else ()
         )
         flow = Uri(scheme, cfg.user_id or "sippa", None, host.strip("[]"), int(port), params)
+        line.mwi_flow = st.local
         return hop, NameAddr(None, flow)
 
     def _on_mwi_notify(self, event: RequestReceived, now: float) -> None:

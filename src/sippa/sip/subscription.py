@@ -372,6 +372,20 @@ class Subscription:
         with_seq = _cseq_of(response)
         if with_seq is not None and with_seq != self._cseq:
             return  # an answer to an earlier SUBSCRIBE
+        try:
+            self._response(attempt, response, now)
+        except ProtocolError as exc:  # a 2xx with a malformed Contact or Record-Route...
+            if self._attempt is attempt:
+                self._failed(f"{code} {response.reason}: {exc.reason}", code, now)
+
+    def refresh(self, now: float) -> None:
+        """Refresh now (our Contact changed: the flow to the notifier was replaced)."""
+        if self.status.state is SubState.SUBSCRIBED:
+            self._timer = now
+            self.handle_timer(now)
+
+    def _response(self, attempt: _Attempt, response: Response, now: float) -> None:
+        code = response.status_code
         if 200 <= code < 300:
             self._succeeded(attempt, response, now)
         elif code in (401, 407):

@@ -32,7 +32,7 @@ def kam(kamailio_factory: KamailioFactory) -> Kamailio:
     return kamailio_factory(auth_mode="sha256-md5", mwi=True)
 
 
-def _alice(kamailio: Kamailio, certs: LabCerts) -> Phone:
+def _alice(kamailio: Kamailio, certs: LabCerts, retry: int = 30) -> Phone:
     store = phone_store(
         proxy="example.test",
         outbound_proxy=f"{kamailio.host}:{kamailio.tls_port}",
@@ -42,6 +42,7 @@ def _alice(kamailio: Kamailio, certs: LabCerts) -> Phone:
         register_expires=300,
         mwi_enable=True,
     )
+    store.update({("reg_retry_intvl", 0): retry, ("reg_retry_long_intvl", 0): 4 * retry})
     return phone_for(store, ca_files=[certs.ca.cert], tls_port=None)
 
 
@@ -83,3 +84,25 @@ async def test_kamailio_notifies_counts_and_clears_them(kam: Kamailio, lab_certs
     lines = kam.log_lines(mark)
     assert any("LAB-MWI SUBSCRIBE" in x and "expires=0" in x for x in lines), "\n".join(
         x for x in lines if "LAB-MWI" in x)
+
+
+async def test_subscription_comes_back_after_kamailio_restarts(kam: Kamailio,
+                                                              lab_certs: LabCerts) -> None:
+    """Kamailio forgets its subscriptions (kept in memory) when restarted: the phone
+    re-registers over a new flow, refreshes with its new Contact, gets 481, subscribes anew,
+    and the next PUBLISH reaches it."""
+    phone = _alice(kam, lab_certs, retry=1)  # retries after 1-2 s (re-register, re-subscribe)
+    async with phone:
+        assert await phone.wait_registered(1, 10)
+        line = phone.lines[1]
+        await _until("an active subscription", lambda: line.mwi.subscription == "active")
+        first = line.voicemail.subscription.call_id if line.voicemail else None
+        mark = kam.log_mark()
+        await asyncio.to_thread(kam.restart)
+        await _until("a new subscription", lambda: (
+            line.voicemail is not None and line.voicemail.subscription.call_id != first
+            and line.mwi.subscription == "active"), timeout=30)
+        status = await asyncio.to_thread(kam.publish_mwi, "alice", WAITING)
+        assert status.startswith("SIP/2.0 200"), status
+        await _until("the counts", lambda: line.mwi.new == 2)
+        assert any("LAB-MWI SUBSCRIBE" in x for x in kam.log_lines(mark))
