@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sippa.errors import LocalProtocolError, RemoteProtocolError
 from sippa.sip.headers import NameAddr
@@ -405,3 +407,16 @@ def test_refresh_now() -> None:
     assert again.to.tag == "notifier" and again.cseq.seq == first.cseq.seq + 1
     sub.refresh(10.0)  # only when subscribed: nothing due twice
     assert not sub.wants_send()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+       st.binary(max_size=300))
+def test_any_notify_gets_a_status_never_an_exception(state: str, body: bytes) -> None:
+    """h11's fuzz invariant for the NOTIFY path (fuzz/fuzz_mwi.py runs the same by hand)."""
+    sub, _ = subscribed()
+    try:
+        request = notify(sub, state, body)
+    except RemoteProtocolError:
+        return  # not even a message
+    assert sub.notify_received(request, 1.0) in (200, 400, 415, 489, 481, 500)
