@@ -201,6 +201,8 @@ async def test_subscribe_with_digest_then_counts_then_cleared_then_unsubscribe()
             assert notifier.subscribe is not None
             assert notifier.subscribe.call_id == sub.call_id
             await _until(lambda: phone.lines[1].mwi.subscription == "off")
+            # what the ended subscription said is not shown any more
+            assert phone.lines[1].mwi.updated is None and phone.lines[1].mwi.old == 0
     finally:
         notifier.close()
         store.close()

@@ -435,6 +435,8 @@ class Phone:
         cfg = line.config
         line.voicemail = None
         if not cfg.subscribes_mwi or self.endpoint is None:
+            if line.mwi.source == "subscription":
+                line.mwi = MwiStatus()  # what the ended subscription said no longer holds
             line.mwi.subscription = "off"
             line.mwi.reason = None
             return
