@@ -44,9 +44,10 @@ def _other_value(s: Setting, line: int) -> str:
         return str(int(value)) if s.kind is Kind.INT else str(float(value))
     if "rule" in s.key:
         return f"[--uid u{line} --pwd p] https://prov.example.test/$MA-{s.key}.xml"
-    if s.check is not None and s.key in {"proxy", "outbound_proxy", "dns_server"}:
+    if s.check is not None and s.key in {"proxy", "outbound_proxy", "dns_server",
+                                         "voice_mail_server"}:
         return f"host{line}.example.test:5061"
-    if s.key == "user_id":
+    if s.key in ("user_id", "mailbox_id"):
         return f"user{line}"
     return f"value of {s.key} <&> line {line}"
 

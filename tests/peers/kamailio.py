@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -102,9 +104,12 @@ class KamailioSettings:
     tls_max_proto: str = "TLSv1.2"
     tls_ciphers: str = "ECDHE:@SECLEVEL=0"
     workers: int = 4
+    mwi: bool = False
+    """Also a message-summary presence server (presence + presence_mwi over db_text)."""
 
     def key(self) -> tuple[object, ...]:
         return (
+            self.mwi,
             self.auth_mode,
             self.tls_method,
             self.tls_groups,
@@ -189,6 +194,9 @@ class Kamailio(PeerHarness):
         }
         if second:
             defines["SECOND_ALG"] = f'"{second}"'
+        if s.mwi:
+            defines["WITH_MWI"] = "1"
+            defines["DB_URL"] = f'"text://{self._presence_tables()}"'
         args: list[str] = []
         for k, v in defines.items():
             args += ["-A", f"{k}={v}"]
@@ -205,12 +213,62 @@ class Kamailio(PeerHarness):
             env["OPENSSL_CONF"] = str(cnf)
         return args, env
 
+    def _presence_tables(self) -> Path:
+        """A fresh db_text directory with the presence tables (from the Debian package)."""
+        source = Path("/usr/share/kamailio/dbtext/kamailio")
+        tables = self.workdir / "dbtext"
+        if tables.exists():
+            shutil.rmtree(tables)
+        tables.mkdir()
+        for name in ("version", "presentity", "active_watchers", "watchers"):
+            if not (source / name).is_file():
+                message = f"{source / name} missing: install kamailio (db_text tables)"
+                if in_ci():
+                    pytest.fail(message)
+                pytest.skip(message)
+            shutil.copy(source / name, tables / name)
+        return tables
+
+    def publish_mwi(self, user: str, body: bytes, expires: int = 3600) -> str:
+        """PUBLISH a message summary for ``user@example.test`` (over UDP, as the voicemail
+        system would); returns Kamailio's status line."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((LOOPBACK, 0))
+            sock.settimeout(5.0)
+            port = sock.getsockname()[1]
+            tag = os.urandom(6).hex()
+            msg = (
+                f"PUBLISH sip:{user}@{REALM} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {LOOPBACK}:{port};branch=z9hG4bK{tag};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: <sip:voicemail@{REALM}>;tag={tag}\r\n"
+                f"To: <sip:{user}@{REALM}>\r\nCall-ID: pub-{tag}@{LOOPBACK}\r\n"
+                f"CSeq: 1 PUBLISH\r\nEvent: message-summary\r\nExpires: {expires}\r\n"
+                f"Content-Type: application/simple-message-summary\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            sock.sendto(msg, (LOOPBACK, self.sip_port))
+            while True:
+                data = sock.recv(65535)
+                status = data.split(b"\r\n", 1)[0].decode(errors="replace")
+                if not status.startswith("SIP/2.0 1"):
+                    return status
+
     # -- life cycle --------------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> Kamailio:
         binary = require_binary("kamailio", "kamailio")
         kamcmd = require_binary("kamcmd", "kamailio")
         if not any(Path("/usr/lib").glob("*/kamailio/modules/tls.so")):
             message = "Kamailio's tls.so missing: install the Debian package kamailio-tls-modules"
+            if in_ci():
+                pytest.fail(message)
+            pytest.skip(message)
+        if self.settings.mwi and not any(
+            Path("/usr/lib").glob("*/kamailio/modules/presence_mwi.so")
+        ):
+            message = (
+                "Kamailio's presence_mwi.so missing: install the Debian package "
+                "kamailio-presence-modules"
+            )
             if in_ci():
                 pytest.fail(message)
             pytest.skip(message)

@@ -30,7 +30,11 @@ class FakePhone:
 
     def lines(self) -> list[dict[str, Any]]:
         return [{"line": 1, "enabled": True, "aor": "alice@example.test", "registered": True,
-                 "state": "registered", "reason": None}]
+                 "state": "registered", "reason": None,
+                 "mwi": {"messages_waiting": True, "new": 2, "old": 8, "new_urgent": 1,
+                         "old_urgent": 0, "account": "sip:alice@example.test",
+                         "updated": 1700000000.0, "source": "subscription",
+                         "subscription": "active", "reason": None}}]
 
     def calls(self) -> list[dict[str, Any]]:
         return list(self.active.values())

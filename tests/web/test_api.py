@@ -29,6 +29,9 @@ async def test_status_and_lines(client: httpx.AsyncClient, admin_token: dict[str
     body = r.json()
     assert body["phone_running"] and body["lines"][0]["registered"] is True
     assert (await client.get("/api/v1/lines", headers=admin_token)).json()[0]["line"] == 1
+    mwi = body["lines"][0]["mwi"]  # the voicemail light
+    assert mwi["messages_waiting"] is True and (mwi["new"], mwi["old"]) == (2, 8)
+    assert mwi["subscription"] == "active" and mwi["updated"] == 1700000000.0
 
 
 async def test_lines_without_a_phone(ctx: WebContext, client: httpx.AsyncClient,
@@ -38,7 +41,8 @@ async def test_lines_without_a_phone(ctx: WebContext, client: httpx.AsyncClient,
     lines = (await client.get("/api/v1/lines", headers=admin_token)).json()
     assert lines[0] == {"line": 1, "enabled": True, "aor": "alice@pbx.test", "registered": False,
                         "state": "not running", "reason": "the phone is not running",
-                        "source_restriction": None}
+                        "source_restriction": None,
+                        "mwi": None}
     r = await client.post("/api/v1/calls", json={"target": "bob"}, headers=admin_token)
     assert r.status_code == 503
 

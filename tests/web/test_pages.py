@@ -274,6 +274,9 @@ async def test_info_and_phone_pages(admin: httpx.AsyncClient) -> None:
     page = await admin.get("/phone")
     assert '<script src="/static/phone.js" defer>' in page.text
     assert 'data-key="#"' in page.text and "sip:bob@example.test" in page.text
+    # the voicemail light of the line
+    assert 'class="mwi waiting" role="status">Voicemail: 2 new (1 urgent), 8 old<' in page.text
+    assert "2 new (1 urgent), 8 old</td>" in info.text
     js = await admin.get("/static/phone.js")
     assert js.status_code == 200 and "EventSource" in js.text
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sippa.app.mwi import MwiStatus, VoicemailSubscriber
 from sippa.app.security import SecureCallPolicy, policy_from_settings
 from sippa.app.store import ConfigStore
 from sippa.net.registrar import LineRegistrar, LineStatus
@@ -84,6 +85,12 @@ class LineConfig:
     call_waiting: bool
     restrict_source_ip: bool = True
     """Restrict Source IP: out-of-dialog requests only from the proxy's addresses."""
+    mwi_enable: bool = False
+    """Subscribe to message-summary (the voicemail light)."""
+    voice_mail_server: str = ""
+    """Where to subscribe: a sip/sips URI or host[:port]; empty: the line's AoR at its proxy."""
+    mailbox_id: str = ""
+    """User part of the subscription (empty: the User ID)."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -127,6 +134,9 @@ class LineConfig:
             forward=_text(store, "cfwd_all_dest_line", n) or _text(store, "cfwd_all_dest"),
             call_waiting=_flag(store, "cw_setting"),
             restrict_source_ip=_flag(store, "restrict_source_ip", n),
+            mwi_enable=_flag(store, "mwi_enable", n),
+            voice_mail_server=_text(store, "voice_mail_server", n).strip(),
+            mailbox_id=_text(store, "mailbox_id", n),
         )
 
     @property
@@ -161,6 +171,31 @@ class LineConfig:
         return bool(self.proxy or self.outbound_proxy)
 
     @property
+    def mailbox_uri(self) -> Uri:
+        """What the voicemail subscription is to (RFC 3842 §3.6: the mailbox's URI): the
+        Mailbox ID (or User ID) at the Voice Mail Server, or at the line's domain."""
+        user = self.mailbox_id or self.user_id or "sippa"
+        scheme = "sips" if self.transport == "TLS" else "sip"
+        text = self.voice_mail_server
+        if not text:
+            return Uri(scheme, user, None, self.domain)
+        if text.lower().startswith(("sip:", "sips:")):
+            uri = Uri.parse(text)
+            return uri if uri.user else uri.replace(user=user)
+        host, port = split_host_port(text)
+        return Uri(scheme, user, None, host, port)
+
+    @property
+    def subscribes_mwi(self) -> bool:
+        """True when this line keeps a message-summary subscription."""
+        return (
+            self.enabled
+            and (self.mwi_enable or bool(self.voice_mail_server))
+            and bool(self.user_id or self.mailbox_id)
+            and bool(self.proxy or self.voice_mail_server)
+        )
+
+    @property
     def registers(self) -> bool:
         """True when this line keeps a registration."""
         return self.enabled and self.register and bool(self.proxy) and bool(self.user_id)
@@ -175,6 +210,12 @@ class Line:
     status: LineStatus = field(default_factory=LineStatus)
     restriction: SourceRestriction | None = None
     """The phone's Restrict Source IP check (its state for this line is shown)."""
+    mwi: MwiStatus = field(default_factory=MwiStatus)
+    """The voicemail light and counts (kept across subscription restarts)."""
+    voicemail: VoicemailSubscriber | None = None
+    """The message-summary subscription, when the line keeps one."""
+    mwi_flow: str | None = None
+    """Our ``address:port`` on the registration flow the subscription's Contact names."""
 
     @property
     def number(self) -> int:
@@ -204,6 +245,7 @@ class Line:
             "auto_answer": cfg.auto_answer,
             "forward": cfg.forward or None,
             "source_restriction": self.restriction_status(),
+            "mwi": self.mwi.as_dict(),
             "tls": None
             if tls is None
             else {

@@ -38,6 +38,7 @@ from typing import Any
 from sippa.app.call import Call, CallState, stream_config
 from sippa.app.history import CallHistory, HistoryEntry
 from sippa.app.line import Line, LineConfig, split_host_port
+from sippa.app.mwi import MwiStatus, VoicemailSubscriber, same_flow
 from sippa.app.register import make_authorize
 from sippa.app.security import (
     MediaFacts,
@@ -92,10 +93,14 @@ from sippa.sip.events import (
     RequestReceived,
     RequestScreened,
     ResponseReceived,
+    TransactionTimeout,
+    TransportError,
 )
 from sippa.sip.headers import NameAddr
 from sippa.sip.locate import LocateRequest, Target, TransportChoice
 from sippa.sip.message import Request, Response
+from sippa.sip.mwi import EVENT_PACKAGE as MWI_PACKAGE
+from sippa.sip.mwi import MessageSummary
 from sippa.sip.registration import Registered, RegistrationConfig
 from sippa.sip.restrict import Screen, SourceRestriction
 from sippa.sip.timers import TimerConfig
@@ -112,6 +117,8 @@ _REGISTRATION_KEYS = frozenset({
     "tls_name_validate", "sip_transport", "display_name",
 })
 _USER_KEYS = frozenset({"secure_call_setting", "dnd_setting", "cfwd_all_dest", "cw_setting"})
+# Settings whose change needs the line's voicemail subscription redone.
+_MWI_KEYS = frozenset({"mwi_enable", "voice_mail_server", "mailbox_id"})
 
 
 SCREEN_STATUS_INTERVAL = 1.0
@@ -384,8 +391,13 @@ class Phone:
                 == "Server Order",
                 allow_md5=bool(self.store.get("digest_allow_md5")),
             )
+        if not cfg.enabled:
+            line.mwi = MwiStatus()
+        self._make_voicemail(line)
         if not cfg.registers or self.endpoint is None or self._resolver is None:
             self._restrict(line)
+            if line.voicemail is not None:
+                line.voicemail.start()  # no registration to wait for
             self._emit(LineChanged(cfg.number, line.as_dict()))
             return
         authorize = make_authorize(
@@ -426,6 +438,16 @@ class Phone:
         line = self.lines.get(number)
         if isinstance(event, Registered) and line is not None:
             self._follow_flow(line, registered=True)
+        if isinstance(event, Registered) and line is not None and line.voicemail is not None:
+            voicemail = line.voicemail
+            if not voicemail.started and self._loop is not None:
+                # subscribe over the flow the registration just opened
+                self._loop.call_soon(voicemail.start)
+            elif line.mwi_flow is not None and self._loop is not None:
+                local = line.registrar.status.local if line.registrar is not None else None
+                if local and local != line.mwi_flow:
+                    # re-registered over a new flow: tell the notifier our new Contact
+                    self._loop.call_soon(voicemail.refresh)
         self._line_event(number)
 
     def _follow_flow(self, line: Line, *, registered: bool = False) -> None:
@@ -513,7 +535,14 @@ class Phone:
         self._line_event(cfg.number)
 
     def _screen(self, request: Request, source: Address, now: float) -> Screen:
-        """The core's source screen: the line the request would ring decides."""
+        """The core's source screen: the line the request would ring decides. A NOTIFY of one
+        of our subscriptions names its Call-ID and our tag (random, unguessable off the path):
+        it may come from a voicemail server that is not the line's proxy."""
+        if request.method == "NOTIFY" and any(
+            line.voicemail is not None and line.voicemail.matches(request)
+            for line in self.lines.values()
+        ):
+            return Screen.ACCEPT
         return self.restriction.check(self._incoming_line(request), request.method, source, now)
 
     def _on_screened(self, event: RequestScreened) -> None:
@@ -538,12 +567,137 @@ class Phone:
         self._screen_shown[number] = self._now()
         self._line_event(number)
 
+    # --- voicemail (RFC 3842 message-summary) ---------------------------------------------------
+    def _make_voicemail(self, line: Line) -> None:
+        cfg = line.config
+        line.voicemail = None
+        if not cfg.subscribes_mwi or self.endpoint is None:
+            if line.mwi.source == "subscription":
+                line.mwi = MwiStatus()  # what the ended subscription said no longer holds
+            line.mwi.subscription = "off"
+            line.mwi.reason = None
+            return
+        try:
+            resource = cfg.mailbox_uri
+        except ProtocolError as exc:
+            line.mwi.subscription = "off"
+            line.mwi.reason = f"bad Voice Mail Server: {exc.reason}"
+            return
+        authorize = make_authorize(
+            cfg.auth_id,
+            cfg.password,
+            order="server"
+            if str(self.store.get("digest_algorithm_order")) == "Server Order"
+            else "strongest",
+            allow_md5=bool(self.store.get("digest_allow_md5")),
+        )
+        line.voicemail = VoicemailSubscriber(
+            cfg.number,
+            resource,
+            NameAddr(cfg.display_name or None, cfg.aor),
+            contact_user=cfg.user_id or "sippa",
+            core=lambda: self.core,
+            now=self._now,
+            pump=self._pump,
+            route=functools.partial(self._voicemail_route, cfg),
+            changed=functools.partial(self._line_event, cfg.number),
+            random_bits=secrets.randbits,
+            authorize=authorize,
+            status=line.mwi,
+            retry_base=float(self.store.get("reg_retry_intvl")),
+            retry_max=float(self.store.get("reg_retry_long_intvl")),
+        )
+
+    async def _voicemail_route(
+        self, cfg: LineConfig, uri: Uri, initial: bool
+    ) -> tuple[Uri | None, NameAddr | None]:
+        """First hop and Contact of a line's SUBSCRIBE. The first hop is found as for a call
+        to ``uri`` (the registration flow when the line is registered and ``uri`` is in its
+        domain); over the registration flow the Contact is the flow's, as in the REGISTER,
+        so that the notifier's NOTIFYs come back over that connection."""
+        hop: Uri | None = None
+        peer: Peer | None = None
+        if initial:
+            hop, peer, server_name = await self._first_hop(cfg, uri)
+            if server_name is not None and peer.transport == "TLS" and self.endpoint is not None:
+                self.endpoint.expect_identity(peer, server_name)
+                if not cfg.tls_name_validate:
+                    self._insecure_names.add(server_name)
+        line = self.lines[cfg.number]
+        line.mwi_flow = None
+        st = line.registrar.status if line.registrar is not None else None
+        if st is None or not st.registered or not st.local or not st.target:
+            return hop, None
+        kind = st.target.partition(":")[0].upper()
+        if peer is not None and not same_flow(
+            Address(peer.transport.lower(), peer.host, peer.port), st.target
+        ):
+            return hop, None  # not over the registration flow
+        host, _, port = st.local.rpartition(":")
+        scheme = "sips" if kind == "TLS" else "sip"
+        params: tuple[tuple[str, str | None], ...] = (
+            (("transport", "tcp"),) if kind == "TCP" else ()
+        )
+        flow = Uri(scheme, cfg.user_id or "sippa", None, host.strip("[]"), int(port), params)
+        line.mwi_flow = st.local
+        return hop, NameAddr(None, flow)
+
+    def _on_mwi_notify(self, event: RequestReceived, now: float) -> None:
+        """``NOTIFY Event: message-summary``: of a line's subscription, or unsolicited from
+        the line's registrar over its registration flow (RFC 3842 §3.9); else 481."""
+        assert self.core is not None
+        request = event.request
+        for line in self.lines.values():
+            if line.voicemail is not None:
+                status = line.voicemail.on_notify(request)
+                if status is not None:
+                    self.core.respond(event.transaction, status, now)
+                    return
+        number = self._unsolicited_mwi_line(request, event.source)
+        if number is None:
+            log.info("NOTIFY message-summary from %s refused: no such subscription",
+                     event.source)
+            self.core.respond(event.transaction, 481, now)
+            return
+        try:
+            summary = MessageSummary.parse(request.body)
+        except ProtocolError as exc:
+            log.info("[ext%d] bad message summary: %s", number, exc.reason)
+            self.core.respond(event.transaction, exc.status_code, now, reason="Bad Summary")
+            return
+        self.core.respond(event.transaction, 200, now)
+        self.lines[number].mwi.apply(summary, "unsolicited")
+        log.info("[ext%d] voicemail (unsolicited): %s", number, summary.voice)
+        self._line_event(number)
+
+    def _unsolicited_mwi_line(self, request: Request, source: Address | None) -> int | None:
+        """The line an unsolicited message-summary NOTIFY is for: it must come over the
+        line's registration flow (from its registrar) and name the line's user or mailbox."""
+        try:
+            users = {request.uri.user, request.to.uri.user} - {None, ""}
+        except ProtocolError:
+            return None
+        for number, line in self.lines.items():
+            cfg, registrar = line.config, line.registrar
+            if not cfg.enabled or registrar is None:
+                continue
+            if not same_flow(source, registrar.status.target):
+                continue
+            if users & ({cfg.user_id, cfg.mailbox_id} - {""}):
+                return number
+        return None
+
     def _line_event(self, number: int) -> None:
         line = self.lines.get(number)
         if line is not None:
             self._emit(LineChanged(number, line.as_dict()))
 
     async def _stop_line(self, line: Line) -> None:
+        voicemail = line.voicemail  # stays reachable for its answers while it unsubscribes
+        if voicemail is not None:
+            with contextlib.suppress(Exception):
+                await voicemail.stop(timeout=2.0)
+            line.voicemail = None
         registrar, line.registrar = line.registrar, None
         if registrar is not None:
             with contextlib.suppress(Exception):
@@ -570,15 +724,18 @@ class Phone:
         if any(key in _USER_KEYS for key, _ in changes):
             lines |= set(self.lines)
         redo = {n for (key, n) in changes if n and key in _REGISTRATION_KEYS}
+        redo_mwi = {n for (key, n) in changes if n and key in _MWI_KEYS} - redo
 
         def apply() -> None:
-            task = loop.create_task(self._apply_settings(lines, redo))
+            task = loop.create_task(self._apply_settings(lines, redo, redo_mwi))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         loop.call_soon_threadsafe(apply)
 
-    async def _apply_settings(self, lines: set[int], redo: set[int]) -> None:
+    async def _apply_settings(
+        self, lines: set[int], redo: set[int], redo_mwi: frozenset[int] | set[int] = frozenset()
+    ) -> None:
         """Apply saved settings live: new line configs, re-registration where needed."""
         for n in sorted(lines):
             line = self.lines.get(n)
@@ -588,6 +745,18 @@ class Phone:
                 await self._stop_line(line)
                 line.config = LineConfig.from_store(self.store, n)
                 self._start_line(line)
+            elif n in redo_mwi:
+                if line.voicemail is not None:
+                    await line.voicemail.stop(timeout=2.0)
+                line.config = LineConfig.from_store(self.store, n)
+                self._restrict(line)
+                self._make_voicemail(line)
+                registrar = line.registrar
+                if line.voicemail is not None and (
+                    registrar is None or registrar.status.registered
+                ):
+                    line.voicemail.start()
+                self._emit(LineChanged(n, line.as_dict()))
             else:
                 line.config = LineConfig.from_store(self.store, n)
                 self._restrict(line)
@@ -1117,6 +1286,16 @@ class Phone:
             self._on_screened(event)
         elif isinstance(event, ResponseReceived):
             self._on_response(event)
+        elif isinstance(event, TransactionTimeout | TransportError):
+            reason = (
+                "no response (timeout)" if isinstance(event, TransactionTimeout)
+                else f"cannot reach {event.destination.host}:{event.destination.port}"
+            )
+            for line in self.lines.values():
+                if line.voicemail is not None and line.voicemail.on_failure(
+                    event.transaction, reason
+                ):
+                    break
         elif isinstance(event, FlowLost):
             log.info("flow lost: %s (%s)", event.peer, event.reason)
             for call in self.calls.values():
@@ -1372,6 +1551,8 @@ class Phone:
                 self._spawn(self._hangup_quietly(call.id, "transferred"))
         elif method == "NOTIFY" and _event_package(request) in ("resync", "check-sync"):
             self._on_resync_notify(event, now)
+        elif method == "NOTIFY" and _event_package(request) == MWI_PACKAGE:
+            self._on_mwi_notify(event, now)
         elif method in ("NOTIFY", "OPTIONS", "MESSAGE"):
             self.core.respond(event.transaction, 200, now)
         else:
@@ -1447,6 +1628,11 @@ class Phone:
             await self.hangup(call_id, reason=reason)
 
     def _on_response(self, event: ResponseReceived) -> None:
+        for line in self.lines.values():
+            if line.voicemail is not None and line.voicemail.on_response(
+                event.transaction, event.response
+            ):
+                return
         response = event.response
         if response.cseq.method == "REFER" and response.status_code >= 300:
             log.info("REFER refused: %d", response.status_code)

@@ -142,6 +142,20 @@ def _check_user(value: Value) -> str | None:
     return None
 
 
+def _check_voice_mail_server(value: Value) -> str | None:
+    """Empty, ``host[:port]`` or a sip:/sips: URI that parses."""
+    text = str(value).strip()
+    if text.lower().startswith(("sip:", "sips:")):
+        from sippa.errors import ProtocolError  # noqa: PLC0415
+        from sippa.sip.uri import Uri  # noqa: PLC0415
+
+        try:
+            Uri.parse(text)
+        except ProtocolError as exc:
+            return f"not a SIP URI: {exc.reason}"
+    return _check_host_port(value)
+
+
 def _check_url(value: Value) -> str | None:
     text = str(value).strip()
     if not text:
@@ -405,6 +419,19 @@ _LINE = [
        "Do not disturb on this line.", access=Access.RW),
     _s("cfwd_all_dest_line", "Cfwd_All_Dest_{n}_", "Ext", "Call Feature Settings",
        "Cfwd All Dest", Kind.STR, "", "Forward incoming calls of this line.", access=Access.RW),
+    _s("mwi_enable", "MWI_Enable_{n}_", "Ext", "Call Feature Settings", "MWI Enable",
+       Kind.BOOL, False,
+       "Subscribe to the voicemail state (RFC 3842 message-summary) at the line's own address "
+       "at its proxy. A Voice Mail Server subscribes there whatever this says. Unsolicited "
+       "NOTIFYs from the line's registrar are shown either way. (A sippa setting: the Cisco "
+       "phone has none.)"),
+    _s("voice_mail_server", "Voice_Mail_Server_{n}_", "Ext", "Call Feature Settings",
+       "Voice Mail Server", Kind.STR, "",
+       "Where to subscribe for the voicemail light: a sip:/sips: URI or host[:port]; empty "
+       "subscribes to the line's own address at its proxy.", check=_check_voice_mail_server),
+    _s("mailbox_id", "Mailbox_ID_{n}_", "Ext", "Call Feature Settings", "Mailbox ID",
+       Kind.STR, "", "User part of the voicemail subscription; empty uses the User ID.",
+       check=_check_user),
 ]
 
 for _line_setting in _LINE:

@@ -383,12 +383,17 @@ def _run_status(args: argparse.Namespace) -> int:
     answer = _daemon(args, request) or _in_process(args, request, wait=args.wait)
 
     def show(a: dict[str, Any]) -> None:
+        from sippa.app.mwi import voicemail_text  # noqa: PLC0415
+
         for line in a["lines"]:
             if not line["enabled"]:
                 continue
             state = "registered" if line["registered"] else line["state"]
             print(f"line {line['line']}: {line['aor']} {state}"
                   + (f" ({line['reason']})" if line.get("reason") else ""))
+            voicemail = voicemail_text(line.get("mwi"))
+            if voicemail:
+                print(f"  {voicemail}")
             tls = line.get("tls")
             if tls:
                 checked = "validated" if tls["verified"] else "NOT validated"

@@ -171,6 +171,7 @@ class UserAgentCore:
         self._by_call_id: dict[str, list[InviteSession]] = {}
         self._merged: dict[tuple[str | None, str, int, str], tuple[object, ...]] = {}
         self._auth_attempts: dict[str, int] = {}
+        self._own_auth: set[str] = set()  # send_prepared handles whose owner answers 401/407
         self._counter = 0
 
     # --- pumping -------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ class UserAgentCore:
             return
         txn = self._new_server_transaction(request, source, now)
         try:
-            self._dispatch(txn, request, now)
+            self._dispatch(txn, request, source, now)
         except RemoteProtocolError as exc:
             if txn.terminated or txn.final_sent:
                 log.info("[%s] error after the final response: %s", request.call_id, exc.reason)
@@ -379,7 +380,9 @@ class UserAgentCore:
         if session is not None:
             session.on_cancel(now)
 
-    def _dispatch(self, txn: ServerTransaction, request: Request, now: float) -> None:
+    def _dispatch(
+        self, txn: ServerTransaction, request: Request, source: Address, now: float
+    ) -> None:
         method = request.method
         if method not in self.config.methods:
             response = txn.make_response(405, to_tag=self._ids())
@@ -398,11 +401,13 @@ class UserAgentCore:
             session = self._find_session(request.call_id, to_tag, request.from_.tag)
             if session is not None:
                 if not session.on_request(txn, request, now):
-                    self._events.append(RequestReceived(txn.handle, request, session.handle))
+                    self._events.append(
+                        RequestReceived(txn.handle, request, session.handle, source)
+                    )
                 return
             if method in ("INVITE", "BYE", "UPDATE"):
                 raise RemoteProtocolError("no such dialog", 481)  # §12.2.2
-            self._events.append(RequestReceived(txn.handle, request, None))
+            self._events.append(RequestReceived(txn.handle, request, None, source))
             return
         # §8.2.2.2: a request merged by a forking proxy upstream gets 482
         merge_key = (request.from_.tag, request.call_id, request.cseq.seq, method)
@@ -419,7 +424,7 @@ class UserAgentCore:
         elif method in ("BYE", "UPDATE"):
             raise RemoteProtocolError("no such dialog", 481)
         else:
-            self._events.append(RequestReceived(txn.handle, request, None))
+            self._events.append(RequestReceived(txn.handle, request, None, source))
 
     # --- transactions -------------------------------------------------------------------------
     def _handle(self, prefix: str) -> str:
@@ -493,7 +498,11 @@ class UserAgentCore:
 
     def response_received(self, txn: ClientTransaction, response: Response, now: float) -> None:
         """A client transaction passes a response up (§17.1)."""
-        if response.status_code in (401, 407) and self._retry_with_credentials(txn, response, now):
+        if (
+            response.status_code in (401, 407)
+            and txn.handle not in self._own_auth
+            and self._retry_with_credentials(txn, response, now)
+        ):
             return
         session = self._owners.get(txn.handle)
         if session is not None:
@@ -550,6 +559,7 @@ class UserAgentCore:
             self._owners.pop(txn.handle, None)
             self._in_dialog.pop(txn.handle, None)
             self._auth_attempts.pop(txn.handle, None)
+            self._own_auth.discard(txn.handle)
 
     def _retry_with_credentials(
         self, txn: ClientTransaction, response: Response, now: float
@@ -876,6 +886,22 @@ class UserAgentCore:
             contact=method in ("REGISTER", "SUBSCRIBE", "REFER", "NOTIFY"),
         )
         return self._start_client(request, next_hop, now).handle
+
+    def send_prepared(
+        self, request: Request, next_hop: Uri, now: float, *, own_auth: bool = True
+    ) -> str:
+        """Send a request built elsewhere (a subscription's SUBSCRIBE, which keeps its own
+        dialog) in a client transaction towards ``next_hop``; returns its handle.
+
+        The core adds the Via (and Max-Forwards, User-Agent). Its responses, timeout and
+        transport error come as the events of :meth:`send_request`. With ``own_auth`` a
+        401/407 is passed up (the request's owner answers it, with its own CSeq), else the
+        core retries with credentials as for its own requests.
+        """
+        handle = self._start_client(request, next_hop, now).handle
+        if own_auth:
+            self._own_auth.add(handle)
+        return handle
 
     def respond(
         self,

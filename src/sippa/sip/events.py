@@ -196,6 +196,8 @@ class RequestReceived:
     """The request (Via already stamped with received/rport)."""
     call: str | None
     """Handle of the call whose dialog it belongs to, if any."""
+    source: Address | None = None
+    """Where it came from (transport, source address and port, connection id)."""
 
 
 @dataclass(frozen=True, slots=True)

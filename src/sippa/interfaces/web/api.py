@@ -69,6 +69,22 @@ class SourceRestrictionOut(BaseModel):
     last_refused_method: str | None = None
 
 
+class MwiOut(BaseModel):
+    """The voicemail light of a line (RFC 3842 message summary)."""
+
+    messages_waiting: bool = Field(False, description="the light: Messages-Waiting: yes")
+    new: int = Field(0, description="new voice messages")
+    old: int = Field(0, description="old voice messages")
+    new_urgent: int = 0
+    old_urgent: int = 0
+    account: str | None = Field(None, description="Message-Account of the last summary")
+    updated: float | None = Field(None, description="Unix time of the last summary")
+    source: str | None = Field(None, description="subscription or unsolicited")
+    subscription: str = Field("off", description="off, subscribing, active, pending, "
+                              "backoff, given-up, stopped...")
+    reason: str | None = Field(None, description="why the subscription failed or ended")
+
+
 class LineOut(BaseModel):
     model_config = {"extra": "allow"}
     line: int
@@ -78,6 +94,7 @@ class LineOut(BaseModel):
     state: str = ""
     reason: str | None = None
     source_restriction: SourceRestrictionOut | None = None
+    mwi: MwiOut | None = None
 
 
 class StatusOut(BaseModel):

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from sippa import __version__
 from sippa.app.accounts import LockedOut, PasswordRejected
+from sippa.app.mwi import voicemail_text
 from sippa.app.settings import SCHEMA
 from sippa.app.webserver import MAX_CA_UPLOAD, CertificateError
 from sippa.interfaces.web.api import lines_status
@@ -38,6 +39,7 @@ def _when(epoch: object) -> str:
 
 
 templates.env.filters["when"] = _when
+templates.env.filters["voicemail"] = voicemail_text
 
 SETTINGS_PAGES = ("System", "SIP", "Provisioning", "User")
 

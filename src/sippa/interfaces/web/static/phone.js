@@ -181,6 +181,26 @@
     li.querySelector(".refused").textContent = r && r.refused
       ? `${r.refused} refused (Restrict Source IP), last ${r.last_refused_method} from ${r.last_refused_source}`
       : "";
+    const mwi = li.querySelector(".mwi");
+    if (mwi) {
+      mwi.textContent = voicemailText(l.mwi);
+      mwi.classList.toggle("waiting", Boolean(l.mwi && l.mwi.messages_waiting));
+    }
+  }
+
+  // the same words as sippa.app.mwi.voicemail_text (the server-rendered page)
+  function voicemailText(m) {
+    if (!m) return "";
+    if (m.updated === null || m.updated === undefined) {
+      const state = m.subscription || "off";
+      if (state === "off") return "";
+      return `Voicemail: ${state}` + (m.reason ? ` (${m.reason})` : "");
+    }
+    if (m.messages_waiting) {
+      return `Voicemail: ${m.new} new` + (m.new_urgent ? ` (${m.new_urgent} urgent)` : "")
+        + (m.old ? `, ${m.old} old` : "");
+    }
+    return "Voicemail: no new messages" + (m.old ? ` (${m.old} old)` : "");
   }
 
   document.getElementById("dial-form").addEventListener("submit", async (ev) => {
