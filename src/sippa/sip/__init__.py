@@ -36,6 +36,8 @@ from sippa.sip.events import (
     ReinviteReceived,
     RequestReceived,
     ResponseReceived,
+    SessionRefreshDue,
+    SessionTimerChanged,
     TransactionTimeout,
     TransportError,
 )
@@ -69,6 +71,7 @@ from sippa.sip.registration import (
     SendFailure,
     Unregistered,
 )
+from sippa.sip.session_timer import SessionTimer, SessionTimerConfig
 from sippa.sip.status import StatusCode, reason_phrase
 from sippa.sip.timers import TimerConfig
 from sippa.sip.uri import Uri
@@ -117,6 +120,10 @@ __all__ = [
     "Response",
     "ResponseReceived",
     "SendFailure",
+    "SessionRefreshDue",
+    "SessionTimer",
+    "SessionTimerChanged",
+    "SessionTimerConfig",
     "SrvRecord",
     "StatusCode",
     "StreamFramer",
