@@ -102,9 +102,12 @@ class KamailioSettings:
     tls_max_proto: str = "TLSv1.2"
     tls_ciphers: str = "ECDHE:@SECLEVEL=0"
     workers: int = 4
+    # RFC 4028: load dialog + sst and answer 422 to INVITEs asking less than this Min-SE
+    sst_min_se: int | None = None
 
     def key(self) -> tuple[object, ...]:
         return (
+            self.sst_min_se,
             self.auth_mode,
             self.tls_method,
             self.tls_groups,
@@ -189,6 +192,8 @@ class Kamailio(PeerHarness):
         }
         if second:
             defines["SECOND_ALG"] = f'"{second}"'
+        if s.sst_min_se is not None:
+            defines["SST_MIN_SE"] = str(s.sst_min_se)
         args: list[str] = []
         for k, v in defines.items():
             args += ["-A", f"{k}={v}"]

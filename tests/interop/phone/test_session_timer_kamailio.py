@@ -1,0 +1,111 @@
+"""RFC 4028 session timers against Kamailio's ``sst`` module (with ``dialog``): sst's Min-SE
+(120 s) is above the phone's Session Expires (90 s), so Kamailio answers the INVITE with 422; the
+phone must ask again with 120 s, reach the callee registered to the same Kamailio and, being the
+refresher, send a refresh re-INVITE through Kamailio at half the interval.
+
+The callee is a second sippa phone: baresip 1.0 does not do RFC 4028 (its 2xx carries no
+Session-Expires) and sst does not add one to the 2xx, so with baresip there is no session timer
+at all (§7.2). The refresh is due after 60 s: the test moves the caller's SIP clock (the
+endpoint's clock, which every core timer runs on) 61 s ahead instead of waiting, so the refresh
+that Kamailio relays and the callee answers is real, only sent earlier. Nothing else is
+shortened: the settings keep the RFC floor of 90 s."""
+
+from __future__ import annotations
+
+import pytest
+
+from sippa.app.call import CallState
+from sippa.app.phone import Phone
+from tests.interop.phone.conftest import phone_for, phone_store
+from tests.peers.certs import LabCerts
+from tests.peers.fixtures import KamailioFactory
+from tests.peers.kamailio import Kamailio
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
+
+SST_MIN_SE = 120
+
+
+@pytest.fixture
+def kam(kamailio_factory: KamailioFactory) -> Kamailio:
+    """Kamailio with sst (min_se 120) and MD5 digest (what baresip 1.0 can answer)."""
+    return kamailio_factory(auth_mode="md5", sst_min_se=SST_MIN_SE)
+
+
+def _phone(kam: Kamailio, certs: LabCerts, user: str, rtp: int, **line: object) -> Phone:
+    store = phone_store(
+        user_id=user,
+        proxy="example.test",
+        outbound_proxy=f"{kam.host}:{kam.tls_port}",
+        use_outbound_proxy=True,
+        sip_transport="TLS",
+        password=f"{user}-secret",
+        register_expires=300,
+        secure_call_option="Mandatory",
+        **line,
+    )
+    store.update({("rtp_port_min", 0): rtp, ("rtp_port_max", 0): rtp + 999})
+    if user == "alice":
+        store.update({("session_expires", 0): 90, ("min_se", 0): 90})
+    return phone_for(store, ca_files=[certs.ca.cert], tls_port=None)
+
+
+def _sent_invites(phone: Phone, call_id: str) -> list[str]:
+    return [m.text for m in phone.trace(call_id)
+            if m.direction == "out" and m.first_line.startswith("INVITE ")]
+
+
+async def test_422_from_sst_then_refresh_through_kamailio(
+    kam: Kamailio, lab_certs: LabCerts
+) -> None:
+    phone = _phone(kam, lab_certs, "alice", 46000)
+    bob = _phone(kam, lab_certs, "bob", 47000, auto_answer=True)  # Session Expires 1800
+    async with bob, phone:
+        assert await bob.wait_registered(1, 10)
+        assert await phone.wait_registered(1, 10)
+        mark = kam.log_mark()
+        call = await phone.dial("bob")
+        await phone.wait_call(call.id, lambda c: c.state is CallState.ACTIVE or c.is_over, 15)
+        assert call.state is CallState.ACTIVE, (call.as_dict(), kam.log_text()[-3000:])
+        sst = [line for line in kam.log_lines(mark) if "LAB-SST" in line]
+        # Kamailio saw 90 s, refused it with its Min-SE, then relayed the retry asking 120 s
+        assert "LAB-SST INVITE se=90 " in sst[0] and "LAB-SST 422 sent by sst" in sst[1], sst
+        assert "LAB-SST INVITE se=120 " in sst[-1], sst
+        rejected = [m.text for m in phone.trace(call.id)
+                    if m.direction == "in" and m.first_line.startswith("SIP/2.0 422")]
+        assert len(rejected) == 1 and f"Min-SE: {SST_MIN_SE}" in rejected[0], rejected
+        assert "kamailio-interop-lab" in rejected[0]  # Kamailio's own answer, not baresip's
+        invites = _sent_invites(phone, call.id)
+        assert "Session-Expires: 90\r\n" in invites[0]
+        assert "Session-Expires: 120\r\n" in invites[-1] and "Min-SE: 120\r\n" in invites[-1]
+        timer = call.as_dict()["session_timer"]
+        assert timer is not None and timer["interval"] == SST_MIN_SE, call.as_dict()
+        assert timer["refresher"] == "us"
+        incoming = [c for c in bob.calls.values() if c.direction == "incoming"]
+        assert len(incoming) == 1  # the INVITE that got 422 never reached the callee
+        b_call = incoming[0]
+        assert b_call.as_dict()["session_timer"]["refresher"] == "peer"
+        # the refresh is scheduled at half the interval, not before
+        core = phone.core
+        assert core is not None and phone.endpoint is not None
+        deadline = core.get_timer()
+        assert deadline is not None
+        assert deadline - phone.endpoint.clock() <= SST_MIN_SE / 2
+
+        refresh_mark = kam.log_mark()
+        endpoint = phone.endpoint
+        base = endpoint.clock
+        endpoint.clock = lambda: base() + SST_MIN_SE / 2 + 1
+        endpoint._timer_at = None  # the same deadline is nearer now
+        endpoint._arm_timer()
+        await phone.wait_call(call.id, lambda c: c.session_refreshes >= 1 or c.is_over, 10)
+        assert not call.is_over, call.as_dict()
+        refreshes = [line for line in kam.log_lines(refresh_mark)
+                     if "LAB-SST refresh INVITE" in line]
+        assert refreshes and "se=120;refresher=uac" in refreshes[0], refreshes
+        await bob.wait_call(b_call.id, lambda c: c.session_refreshes >= 1, 5)
+        assert call.state is CallState.ACTIVE and call.security().padlock
+        assert call.as_dict()["session_timer"]["refreshes"] == 1
+        await phone.hangup(call.id)
+        await phone.wait_call(call.id, lambda c: c.is_over, 5)
+        await bob.wait_call(b_call.id, lambda c: c.is_over, 5)
