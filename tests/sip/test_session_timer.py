@@ -240,7 +240,9 @@ def test_timers_off_by_default_change_nothing() -> None:
 
 def test_callee_refreshes_for_a_caller_without_the_extension() -> None:
     net = Network()
-    alice = node(net, "alice", "10.0.0.1", None)
+    # alice allows no UPDATE: bob's refreshes are re-INVITEs the application sends
+    alice = net.add("alice", make_core("alice", "10.0.0.1",
+                                       methods=("INVITE", "ACK", "BYE", "CANCEL")))
     bob = node(net, "bob", "10.0.0.2", SessionTimerConfig(600, 90))
     call, bcall = establish(net, alice, bob)
     ok = net.sent_by(bob, response(200, "INVITE"))[0]
@@ -262,16 +264,91 @@ def test_callee_refreshes_for_a_caller_without_the_extension() -> None:
     assert len(bob.of(SessionRefreshDue)) == 2
 
 
-def test_require_timer_is_accepted_only_when_on() -> None:
+def allowing_update(net: Network, caller_timer: SessionTimerConfig | None = None,
+                    callee_timer: SessionTimerConfig | None = ON) -> tuple[Node, Node, str, str]:
+    """Bob refreshes (alice knows no session timers) and alice allows UPDATE (her Allow)."""
+    alice = node(net, "alice", "10.0.0.1", caller_timer)
+    bob = node(net, "bob", "10.0.0.2", callee_timer)
+    call, bcall = establish(net, alice, bob)
+    assert "UPDATE" in (net.sent_by(alice, request("INVITE"))[0].header("Allow") or "")
+    assert bob.core.session_timer(bcall) == SessionTimer(1800, True)
+    return alice, bob, call, bcall
+
+
+def updates(net: Network, node: Node) -> list[str]:
+    """The CSeq of each UPDATE ``node`` sent (retransmissions once)."""
+    return sorted({p.header("CSeq") or "" for p in net.sent_by(node, request("UPDATE"))})
+
+
+def test_refresh_by_update_when_the_peer_allows_it() -> None:
     net = Network()
-    alice = node(net, "alice", "10.0.0.1", None)
-    bob = node(net, "bob", "10.0.0.2")
-    carol = net.add("carol", make_core("carol", "10.0.0.3"))
-    for target in (BOB, Uri.parse("sip:carol@10.0.0.3")):
-        alice.core.invite(target, net.now, body=OFFER, headers=[("Require", "timer")])
+    alice, bob, call, _ = allowing_update(net)
+    start = net.now
+    net.run(until=start + 901)
+    # no application round trip: the core sends an UPDATE without a body
+    assert not bob.of(SessionRefreshDue)
+    sent = net.sent_by(bob, request("UPDATE"))
+    assert updates(net, bob) == ["1 UPDATE"]
+    assert sent[0].header("Session-Expires") == "1800;refresher=uac"
+    assert sent[0].header("Content-Length") == "0"
+    assert alice.of(ReinviteReceived)[-1].method == "UPDATE"
+    alice.core.accept_reinvite(call, net.now)
     net.run(duration=0.1)
-    assert bob.of(IncomingCall)
-    assert net.sent_by(carol, response(420))[0].header("Unsupported") == "timer"
+    assert len(bob.of(SessionTimerChanged)) == 2  # set, then refreshed
+    net.run(until=start + 1802)
+    assert not bob.of(CallEnded)
+    assert updates(net, bob) == ["1 UPDATE", "2 UPDATE"]  # the next one, 900 s later
+
+
+@pytest.mark.parametrize(("status", "reason"), [(481, "dialog-gone"), (408, "timeout")])
+def test_refresh_update_481_or_408_ends_the_call(status: int, reason: str) -> None:
+    net = Network()
+    alice, bob, call, bcall = allowing_update(net)
+    net.run(duration=901)
+    alice.core.reject_reinvite(call, net.now, status)
+    net.run(duration=1)
+    assert bob.of(CallEnded) == [CallEnded(bcall, reason, status)]
+    assert net.sent_by(bob, request("BYE"))
+
+
+def test_refresh_update_timeout_ends_the_call() -> None:
+    net = Network()
+    _, bob, _, bcall = allowing_update(net)
+    net.drop(request("UPDATE"), times=100)
+    net.run(duration=901 + 40)
+    assert bob.of(CallEnded) == [CallEnded(bcall, "timeout", 408)]
+
+
+def test_refresh_update_glare_is_retried() -> None:
+    net = Network()
+    alice, bob, call, bcall = allowing_update(net)
+    net.run(duration=901)
+    alice.core.reject_reinvite(call, net.now, 491)
+    net.run(duration=0.1)
+    assert updates(net, bob) == ["1 UPDATE"]
+    net.run(duration=4.1)  # §14.1 delay, at most 4 s: tried again
+    assert updates(net, bob) == ["1 UPDATE", "2 UPDATE"]
+    # a 422 without Min-SE asks for nothing better: not retried, the call goes on
+    alice.core.reject_reinvite(call, net.now, 422)
+    net.run(duration=1)
+    assert updates(net, bob) == ["1 UPDATE", "2 UPDATE"]
+    assert not bob.of(CallEnded) and bob.core.call_state(bcall) is CallState.CONFIRMED
+
+
+def test_refresh_update_422_is_retried_with_the_larger_interval() -> None:
+    net = Network()
+    alice, bob, call, bcall = allowing_update(net)
+    # alice turns session timers on with a large minimum during the call
+    alice.core.config = replace(alice.core.config, session_timer=SessionTimerConfig(3600, 3600))
+    net.run(duration=901)
+    assert net.sent_by(alice, response(422, "UPDATE"))[0].header("Min-SE") == "3600"
+    assert updates(net, bob) == ["1 UPDATE", "2 UPDATE"]
+    again = net.sent_by(bob, request("UPDATE"))[-1]
+    assert again.header("Session-Expires") == "3600;refresher=uac"
+    alice.core.accept_reinvite(call, net.now)
+    net.run(duration=0.1)
+    assert bob.core.session_timer(bcall) == SessionTimer(3600, True)
+    assert alice.core.session_timer(call) == SessionTimer(3600, False)
 
 
 # --- 422 (§7.3, §9) ------------------------------------------------------------------------------

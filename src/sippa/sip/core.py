@@ -50,7 +50,6 @@ from sippa.sip.session_timer import (
     OPTION_TAG,
     SessionTimer,
     SessionTimerConfig,
-    supports_timer,
     uas_decision,
 )
 from sippa.sip.timers import TimerConfig, is_reliable
@@ -388,7 +387,7 @@ class UserAgentCore:
             handle = self._handle("call")
             session = InviteSession.incoming(self, handle, txn, now)
             session.uas_timer = decision
-            session.peer_supports_timer = supports_timer(request)
+            session.note_peer(request)
             self._add_session(session)
             self._owners[txn.handle] = session
             self._events.append(IncomingCall(handle, request, request.body, request.content_type))

@@ -199,9 +199,11 @@ class SessionTimerChanged:
 
 @dataclass(frozen=True, slots=True)
 class SessionRefreshDue:
-    """We are the refresher and half the session interval is over (RFC 4028 §10): send a
-    refresh with ``core.reinvite()`` and the current offer, unchanged (RFC 3264 §8: same
-    o= version). Without one the call ends with BYE shortly before the interval runs out."""
+    """We are the refresher, half the session interval is over (RFC 4028 §10) and the peer
+    does not allow UPDATE (else the core refreshes by itself with an UPDATE without a body):
+    send a refresh with ``core.reinvite()`` and the current offer, unchanged (RFC 3264 §8:
+    same o= version). Without one the call ends with BYE shortly before the interval runs
+    out."""
 
     call: str
     """Handle of the call."""

@@ -257,6 +257,12 @@ class InviteSession:
         """UAC: where the initial INVITE went (its 422 retry goes there too)."""
         self.uas_timer: UasDecision | None = None
         """UAS: the session timer for our 2xx to the pending INVITE, re-INVITE or UPDATE."""
+        self.peer_allows_update = False
+        """The peer listed UPDATE in an Allow: our refreshes are UPDATEs without a body."""
+        self.update_txn: ClientTransaction | None = None
+        """Our session-refresh UPDATE in progress."""
+        self.update_422 = False
+        """Our refresh UPDATE was re-sent once after a 422."""
 
     def __repr__(self) -> str:
         return f"<InviteSession {self.handle} {self.state.value}>"
@@ -366,9 +372,13 @@ class InviteSession:
         config = self.host.session_timer_config
         return request_headers(config, self.min_se, self.session_timer, self.se_interval)
 
-    def _note_peer(self, message: Request | Response) -> None:
+    def note_peer(self, message: Request | Response) -> None:
+        """Remember what the peer supports (timer) and allows (UPDATE) from its messages."""
         if supports_timer(message):
             self.peer_supports_timer = True
+        allow = message.headers.get_all("Allow")
+        if allow:
+            self.peer_allows_update = any(m.strip().upper() == "UPDATE" for m in allow)
 
     def _set_session_timer(self, timer: SessionTimer | None, now: float) -> None:
         """Start (or restart: a refresh succeeded) or stop the session timer (§10)."""
@@ -401,6 +411,7 @@ class InviteSession:
             return
         busy = (
             self.reinvite_txn is not None
+            or self.update_txn is not None
             or self.reinvite_in is not None
             or self.pending_2xx is not None
             or self.timers.running("glare")
@@ -410,7 +421,47 @@ class InviteSession:
             # an INVITE in progress refreshes the session when it succeeds; look again soon
             self.timers.start("se-refresh", now, 1.0)
             return
+        if self.peer_allows_update:
+            # RFC 4028 §7.4 / RFC 3311: an UPDATE without a body refreshes the session and
+            # leaves the media alone; the peer said it takes UPDATE
+            self._send_update(now)
+            return
+        # otherwise a re-INVITE, whose offer the application makes (the same media again)
         self.host.emit(SessionRefreshDue(self.handle))
+
+    def _send_update(self, now: float) -> None:
+        if self.dialog is None:  # pragma: no cover - CONFIRMED has a dialog
+            return
+        request = self.dialog.create_request(
+            "UPDATE", extra=tuple(self._timer_request_headers())
+        )
+        self.update_txn = self.host.start_transaction(request, self.dialog.next_hop(), self, now)
+        log.info("[%s] session refresh: UPDATE", self.call_id)
+
+    def _on_update_response(self, response: Response, now: float) -> None:
+        """The final response to our refresh UPDATE (RFC 4028 §10)."""
+        status = response.status_code
+        if status < 200:
+            return
+        self.update_txn = None
+        if status < 300:
+            if self.dialog is not None:
+                self.dialog.refresh_target(response)
+            self._refresh_answered(response, now)
+            return
+        if status == 422 and not self.update_422 and self._reinvite_422(response, update=True):
+            self.update_422 = True
+            self._send_update(now)
+        elif status == 491:
+            # RFC 3311 §5.1 glare: try again after the §14.1 delay
+            self.timers.start("se-refresh", now, glare_delay(self.owns_call_id, self.host.random()))
+        elif status in (408, 481):
+            # §10: "If the session refresh request transaction times out or generates a 408
+            # or 481 response, then the UAC sends a BYE request"
+            self._end_with("timeout" if status == 408 else "dialog-gone", status)
+            self._send_bye(now)
+        else:
+            log.info("[%s] refresh UPDATE got %d: the session may expire", self.call_id, status)
 
     def _session_expired(self, now: float) -> None:
         """§10: no refresh arrived (or ours all failed): end the session with BYE."""
@@ -472,6 +523,8 @@ class InviteSession:
             self._on_invite_response(response, now)
         elif txn is self.reinvite_txn:
             self._on_reinvite_response(response, now)
+        elif txn is self.update_txn:
+            self._on_update_response(response, now)
         elif txn is self.bye_txn and status >= 200:
             self._bye_done(status)
         # responses to CANCEL and to BYEs of dropped forks need nothing
@@ -527,7 +580,7 @@ class InviteSession:
             dialog.confirm(response)
             self.dialog = dialog
             self._fire(CallEvent.ANSWERED)
-            self._note_peer(response)
+            self.note_peer(response)
             config = self.host.session_timer_config
             if config.enabled:  # RFC 4028 §7.2
                 timer = uac_timer(response, config, None, peer_supports=self.peer_supports_timer)
@@ -611,6 +664,10 @@ class InviteSession:
             self.host.emit(ReinviteFailed(self.handle, status))
             # §14.1: a 408 to a re-INVITE (or an unreachable peer) ends the dialog
             self._end_with(reason, status)
+            self._send_bye(now)
+        elif txn is self.update_txn:
+            self.update_txn = None
+            self._end_with(reason, status)  # RFC 4028 §10: the refresh failed
             self._send_bye(now)
         elif txn is self.bye_txn:
             self._bye_done(status)
@@ -829,7 +886,7 @@ class InviteSession:
             # §14.2: an earlier INVITE of theirs is still in progress: 500 + Retry-After 0-10 s
             self._reject_500_retry_after(txn, now)
             return
-        self._note_peer(request)
+        self.note_peer(request)
         try:
             decision = uas_decision(request, self.host.session_timer_config)
         except RemoteProtocolError as exc:
@@ -945,7 +1002,7 @@ class InviteSession:
 
     def _refresh_answered(self, response: Response, now: float) -> None:
         """RFC 4028 §7.4: the 2xx to our re-INVITE or UPDATE sets the timer from now on."""
-        self._note_peer(response)
+        self.note_peer(response)
         config = self.host.session_timer_config
         if config.enabled:
             timer = uac_timer(
@@ -957,9 +1014,12 @@ class InviteSession:
         """Session-timer headers for an UPDATE the application sends in this dialog."""
         return self._timer_request_headers()
 
-    def _reinvite_422(self, response: Response) -> bool:
-        """Take the Min-SE of a 422 to our re-INVITE (§7.4); False if it asks nothing new."""
-        if not self.host.session_timer_config.enabled or self.reinvite_offer is None:
+    def _reinvite_422(self, response: Response, *, update: bool = False) -> bool:
+        """Take the Min-SE of a 422 to our re-INVITE or UPDATE (§7.4); False if it asks
+        nothing new."""
+        if not self.host.session_timer_config.enabled:
+            return False
+        if not update and self.reinvite_offer is None:
             return False
         try:
             wanted = max(parse_min_se(response.headers.get("Min-SE") or ""), MIN_SE_FLOOR)
@@ -1043,6 +1103,8 @@ class InviteSession:
             self.reinvite_txn = new
         elif old is self.bye_txn:
             self.bye_txn = new
+        elif old is self.update_txn:
+            self.update_txn = new
 
 
 def redirect_targets(response: Response) -> tuple[str, ...]:

@@ -1,11 +1,13 @@
 """RFC 4028 session timers against Kamailio's ``sst`` module (with ``dialog``): sst's Min-SE
 (120 s) is above the phone's Session Expires (90 s), so Kamailio answers the INVITE with 422; the
 phone must ask again with 120 s, reach the callee registered to the same Kamailio and, being the
-refresher, send a refresh re-INVITE through Kamailio at half the interval.
+refresher, send a refresh re-INVITE through Kamailio at half the interval. A second test has
+the callee refresh (the caller's timers off): sst adds its Session-Expires to the INVITE and the
+callee's bodiless UPDATE refreshes pass through Kamailio.
 
 The callee is a second sippa phone: baresip 1.0 does not do RFC 4028 (its 2xx carries no
 Session-Expires) and sst does not add one to the 2xx, so with baresip there is no session timer
-at all (§7.2). The refresh is due after 60 s: the test moves the caller's SIP clock (the
+at all (§7.2). The refresh is due after 60 s: the tests move the refresher's SIP clock (the
 endpoint's clock, which every core timer runs on) 61 s ahead instead of waiting, so the refresh
 that Kamailio relays and the callee answers is real, only sent earlier. Nothing else is
 shortened: the settings keep the RFC floor of 90 s."""
@@ -32,7 +34,8 @@ def kam(kamailio_factory: KamailioFactory) -> Kamailio:
     return kamailio_factory(auth_mode="md5", sst_min_se=SST_MIN_SE)
 
 
-def _phone(kam: Kamailio, certs: LabCerts, user: str, rtp: int, **line: object) -> Phone:
+def _phone(kam: Kamailio, certs: LabCerts, user: str, rtp: int, *, session_expires: int = 1800,
+           **line: object) -> Phone:
     store = phone_store(
         user_id=user,
         proxy="example.test",
@@ -44,9 +47,8 @@ def _phone(kam: Kamailio, certs: LabCerts, user: str, rtp: int, **line: object) 
         secure_call_option="Mandatory",
         **line,
     )
-    store.update({("rtp_port_min", 0): rtp, ("rtp_port_max", 0): rtp + 999})
-    if user == "alice":
-        store.update({("session_expires", 0): 90, ("min_se", 0): 90})
+    store.update({("rtp_port_min", 0): rtp, ("rtp_port_max", 0): rtp + 999,
+                  ("session_expires", 0): session_expires, ("min_se", 0): 90})
     return phone_for(store, ca_files=[certs.ca.cert], tls_port=None)
 
 
@@ -58,7 +60,7 @@ def _sent_invites(phone: Phone, call_id: str) -> list[str]:
 async def test_422_from_sst_then_refresh_through_kamailio(
     kam: Kamailio, lab_certs: LabCerts
 ) -> None:
-    phone = _phone(kam, lab_certs, "alice", 46000)
+    phone = _phone(kam, lab_certs, "alice", 46000, session_expires=90)
     bob = _phone(kam, lab_certs, "bob", 47000, auto_answer=True)  # Session Expires 1800
     async with bob, phone:
         assert await bob.wait_registered(1, 10)
@@ -93,11 +95,7 @@ async def test_422_from_sst_then_refresh_through_kamailio(
         assert deadline - phone.endpoint.clock() <= SST_MIN_SE / 2
 
         refresh_mark = kam.log_mark()
-        endpoint = phone.endpoint
-        base = endpoint.clock
-        endpoint.clock = lambda: base() + SST_MIN_SE / 2 + 1
-        endpoint._timer_at = None  # the same deadline is nearer now
-        endpoint._arm_timer()
+        _shift_clock(phone, SST_MIN_SE / 2 + 1)
         await phone.wait_call(call.id, lambda c: c.session_refreshes >= 1 or c.is_over, 10)
         assert not call.is_over, call.as_dict()
         refreshes = [line for line in kam.log_lines(refresh_mark)
@@ -108,4 +106,49 @@ async def test_422_from_sst_then_refresh_through_kamailio(
         assert call.as_dict()["session_timer"]["refreshes"] == 1
         await phone.hangup(call.id)
         await phone.wait_call(call.id, lambda c: c.is_over, 5)
+        await bob.wait_call(b_call.id, lambda c: c.is_over, 5)
+
+
+def _shift_clock(phone: Phone, seconds: float) -> None:
+    endpoint = phone.endpoint
+    assert endpoint is not None
+    base = endpoint.clock
+    endpoint.clock = lambda: base() + seconds
+    endpoint._timer_at = None  # the same deadline is nearer now
+    endpoint._arm_timer()
+
+
+async def test_callee_refreshes_with_update_through_kamailio(
+    kam: Kamailio, lab_certs: LabCerts
+) -> None:
+    """The caller has session timers off (and allows UPDATE): sst asks for its Min-SE in the
+    INVITE, the callee takes the refresher role (§9: refresher=uas, no Require) and refreshes
+    with an UPDATE without SDP, relayed by Kamailio and answered 200 by the caller."""
+    phone = _phone(kam, lab_certs, "alice", 46000, session_expires=0)
+    bob = _phone(kam, lab_certs, "bob", 47000, session_expires=SST_MIN_SE, auto_answer=True)
+    async with bob, phone:
+        assert await bob.wait_registered(1, 10)
+        assert await phone.wait_registered(1, 10)
+        call = await phone.dial("bob")
+        await phone.wait_call(call.id, lambda c: c.state is CallState.ACTIVE or c.is_over, 15)
+        assert call.state is CallState.ACTIVE, call.as_dict()
+        invite = _sent_invites(phone, call.id)[0]
+        assert "Session-Expires" not in invite and "UPDATE" in invite  # Allow: ... UPDATE
+        assert call.as_dict()["session_timer"] is None  # timers off at alice
+        b_call = next(c for c in bob.calls.values() if c.direction == "incoming")
+        received = [m.text for m in bob.trace(b_call.id)
+                    if m.direction == "in" and m.first_line.startswith("INVITE ")]
+        assert f"Session-Expires: {SST_MIN_SE}" in received[0]  # added by sst
+        assert b_call.as_dict()["session_timer"]["refresher"] == "us"
+        mark = kam.log_mark()
+        _shift_clock(bob, SST_MIN_SE / 2 + 1)
+        await bob.wait_call(b_call.id, lambda c: c.session_refreshes >= 1 or c.is_over, 10)
+        assert not b_call.is_over and not call.is_over, b_call.as_dict()
+        relayed = [line for line in kam.log_lines(mark) if "LAB-SST refresh UPDATE" in line]
+        assert relayed and f"se={SST_MIN_SE};refresher=uac" in relayed[0], relayed
+        answered = [m.text for m in bob.trace(b_call.id)
+                    if m.direction == "in" and m.first_line.startswith("SIP/2.0 200")
+                    and "UPDATE" in m.text.split("CSeq:", 1)[1].split("\r\n", 1)[0]]
+        assert answered, [m.first_line for m in bob.trace(b_call.id)]
+        await phone.hangup(call.id)
         await bob.wait_call(b_call.id, lambda c: c.is_over, 5)
