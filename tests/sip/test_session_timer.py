@@ -174,6 +174,9 @@ def test_uac_timer_rules() -> None:
     got = uac_timer(ok(("Session-Expires", "600;refresher=uas")), ON, None,  # type: ignore[arg-type]
                     peer_supports=True)
     assert got == SessionTimer(600, False)
+    # Require: timer without Session-Expires (malformed): no session timer either
+    assert uac_timer(ok(("Require", "timer")), ON, None,  # type: ignore[arg-type]
+                     peer_supports=True) is None
     # refresher missing: we refresh; below 90: raised to 90; malformed: as absent
     assert uac_timer(ok(("Session-Expires", "10")), ON, None,  # type: ignore[arg-type]
                      peer_supports=True) == SessionTimer(90, True)
@@ -224,6 +227,19 @@ def test_both_sides_agree_and_the_caller_refreshes() -> None:
     assert not alice.of(CallEnded) and not bob.of(CallEnded)
     assert len(alice.of(SessionRefreshDue)) == 1
     net.run(until=refreshed_at + 901)
+    assert len(alice.of(SessionRefreshDue)) == 2
+
+
+def test_an_ignored_refresh_is_asked_for_again() -> None:
+    net = Network()
+    alice, bob = node(net, "alice", "10.0.0.1"), node(net, "bob", "10.0.0.2")
+    call, _ = establish(net, alice, bob)
+    net.run(duration=900.5)
+    assert len(alice.of(SessionRefreshDue)) == 1
+    net.run(duration=10)  # the application did nothing: asked again
+    assert len(alice.of(SessionRefreshDue)) == 2
+    alice.core.reinvite(call, net.now, body=OFFER)  # under way: no more asking
+    net.run(duration=30)
     assert len(alice.of(SessionRefreshDue)) == 2
 
 

@@ -133,6 +133,11 @@ GLARE_OWNER = (2.1, 4.0)
 GLARE_OTHER = (0.0, 2.0)
 
 
+# RFC 4028: how long after SessionRefreshDue the application is asked again if no re-INVITE
+# went out (an offer of its own was pending, say); a refresh under way stops the asking.
+REFRESH_ASK_AGAIN = 10.0
+
+
 def glare_delay(owner: bool, rand: float) -> float:
     """§14.1 retry delay: 2.1-4 s if we own the Call-ID, else 0-2 s; ``rand`` in [0, 1).
 
@@ -426,8 +431,10 @@ class InviteSession:
             # leaves the media alone; the peer said it takes UPDATE
             self._send_update(now)
             return
-        # otherwise a re-INVITE, whose offer the application makes (the same media again)
+        # otherwise a re-INVITE, whose offer the application makes (the same media again);
+        # asked again every few seconds until one is under way (or the session expires)
         self.host.emit(SessionRefreshDue(self.handle))
+        self.timers.start("se-refresh", now, REFRESH_ASK_AGAIN)
 
     def _send_update(self, now: float) -> None:
         if self.dialog is None:  # pragma: no cover - CONFIRMED has a dialog
