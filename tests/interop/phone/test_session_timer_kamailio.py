@@ -1,24 +1,32 @@
 """RFC 4028 session timers against Kamailio's ``sst`` module (with ``dialog``): sst's Min-SE
 (120 s) is above the phone's Session Expires (90 s), so Kamailio answers the INVITE with 422; the
 phone must ask again with 120 s, reach the callee registered to the same Kamailio and, being the
-refresher, send a refresh re-INVITE through Kamailio at half the interval. A second test has
-the callee refresh (the caller's timers off): sst adds its Session-Expires to the INVITE and the
-callee's bodiless UPDATE refreshes pass through Kamailio.
+refresher, send a refresh through Kamailio at half the interval.
 
-The callee is a second sippa phone: baresip 1.0 does not do RFC 4028 (its 2xx carries no
-Session-Expires) and sst does not add one to the 2xx, so with baresip there is no session timer
-at all (§7.2). The refresh is due after 60 s: the tests move the refresher's SIP clock (the
-endpoint's clock, which every core timer runs on) 61 s ahead instead of waiting, so the refresh
-that Kamailio relays and the callee answers is real, only sent earlier. Nothing else is
-shortened: the settings keep the RFC floor of 90 s."""
+- baresip as callee (as in the other phone interop tests): it does not do RFC 4028, so sst adds
+  ``Session-Expires: 120;refresher=uac`` to its 2xx (§8.2) and the phone refreshes with a
+  re-INVITE (baresip allows no UPDATE) that baresip answers;
+- a second sippa phone as callee: both ends keep the timer (refresher us / peer);
+- the callee as refresher (the caller's timers off): sst adds its Session-Expires to the INVITE
+  and the callee's bodiless UPDATE refreshes pass through Kamailio.
+
+A refresh is due after 60 s: the tests move the refresher's SIP clock (the endpoint's clock,
+which every core timer runs on) 61 s ahead instead of waiting, so the refresh that Kamailio
+relays and the callee answers is real, only sent earlier. Nothing else is shortened: the
+settings keep the RFC floor of 90 s."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from sippa.app.call import CallState
 from sippa.app.phone import Phone
-from tests.interop.phone.conftest import phone_for, phone_store
+from tests.interop.phone.conftest import make_baresip, phone_for, phone_store, wait_for
+from tests.peers.baresip import Baresip
 from tests.peers.certs import LabCerts
 from tests.peers.fixtures import KamailioFactory
 from tests.peers.kamailio import Kamailio
@@ -32,6 +40,21 @@ SST_MIN_SE = 120
 def kam(kamailio_factory: KamailioFactory) -> Kamailio:
     """Kamailio with sst (min_se 120) and MD5 digest (what baresip 1.0 can answer)."""
     return kamailio_factory(auth_mode="md5", sst_min_se=SST_MIN_SE)
+
+
+@pytest.fixture
+def baresip_bob(kam: Kamailio, tmp_path: Path) -> Iterator[Baresip]:
+    """baresip registered to Kamailio as bob@example.test (over UDP), SRTP mandatory."""
+    account = (
+        "<sip:bob@example.test>;auth_pass=bob-secret;"
+        f'outbound="sip:{kam.host}:{kam.sip_port};transport=udp";regint=300;'
+        "answermode=auto;mediaenc=srtp-mand;audio_codecs=PCMU,PCMA"
+    )
+    peer = make_baresip(tmp_path / "bob", user="bob", account=account)
+    with peer:
+        registered = re.compile(r"SIP/2.0 200 OK[^#]{0,600}CSeq: \d+ REGISTER")
+        wait_for(lambda: bool(registered.search(peer.log_text())), 10, "baresip registration")
+        yield peer
 
 
 def _phone(kam: Kamailio, certs: LabCerts, user: str, rtp: int, *, session_expires: int = 1800,
@@ -55,6 +78,42 @@ def _phone(kam: Kamailio, certs: LabCerts, user: str, rtp: int, *, session_expir
 def _sent_invites(phone: Phone, call_id: str) -> list[str]:
     return [m.text for m in phone.trace(call_id)
             if m.direction == "out" and m.first_line.startswith("INVITE ")]
+
+
+async def test_422_from_sst_then_refresh_to_baresip(
+    kam: Kamailio, lab_certs: LabCerts, baresip_bob: Baresip
+) -> None:
+    phone = _phone(kam, lab_certs, "alice", 46000, session_expires=90)
+    async with phone:
+        assert await phone.wait_registered(1, 10)
+        mark = kam.log_mark()
+        call = await phone.dial("bob")
+        await phone.wait_call(call.id, lambda c: c.state is CallState.ACTIVE or c.is_over, 15)
+        assert call.state is CallState.ACTIVE, (call.as_dict(), kam.log_text()[-3000:])
+        sst = [line for line in kam.log_lines(mark) if "LAB-SST" in line]
+        assert "LAB-SST 422 sent by sst for se=90" in sst[1], sst
+        invites = _sent_invites(phone, call.id)
+        assert "Session-Expires: 90\r\n" in invites[0]
+        assert "Session-Expires: 120\r\n" in invites[-1]
+        ok = next(m.text for m in phone.trace(call.id)
+              if m.direction == "in" and m.first_line.startswith("SIP/2.0 200"))
+        assert "baresip" in ok and f"Session-Expires: {SST_MIN_SE};refresher=uac" in ok
+        timer = call.as_dict()["session_timer"]
+        assert timer is not None and timer["interval"] == SST_MIN_SE and timer["refresher"] == "us"
+        refresh_mark = kam.log_mark()
+        _shift_clock(phone, SST_MIN_SE / 2 + 1)
+        await phone.wait_call(call.id, lambda c: c.session_refreshes >= 1 or c.is_over, 10)
+        assert not call.is_over, call.as_dict()
+        assert any("LAB-SST refresh INVITE se=120;refresher=uac" in line
+                   for line in kam.log_lines(refresh_mark))
+        # baresip answered the re-offer: same media, the call goes on with its padlock
+        oks = [m for m in phone.trace(call.id)
+               if m.direction == "in" and m.first_line.startswith("SIP/2.0 200")
+               and "CSeq: 4 INVITE" in m.text]
+        assert oks and "baresip" in oks[0].text
+        assert call.state is CallState.ACTIVE and call.security().padlock
+        await phone.hangup(call.id)
+        await phone.wait_call(call.id, lambda c: c.is_over, 5)
 
 
 async def test_422_from_sst_then_refresh_through_kamailio(
