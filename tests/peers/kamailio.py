@@ -106,10 +106,13 @@ class KamailioSettings:
     workers: int = 4
     mwi: bool = False
     """Also a message-summary presence server (presence + presence_mwi over db_text)."""
+    # RFC 4028: load dialog + sst and answer 422 to INVITEs asking less than this Min-SE
+    sst_min_se: int | None = None
 
     def key(self) -> tuple[object, ...]:
         return (
             self.mwi,
+            self.sst_min_se,
             self.auth_mode,
             self.tls_method,
             self.tls_groups,
@@ -197,6 +200,8 @@ class Kamailio(PeerHarness):
         if s.mwi:
             defines["WITH_MWI"] = "1"
             defines["DB_URL"] = f'"text://{self._presence_tables()}"'
+        if s.sst_min_se is not None:
+            defines["SST_MIN_SE"] = str(s.sst_min_se)
         args: list[str] = []
         for k, v in defines.items():
             args += ["-A", f"{k}={v}"]

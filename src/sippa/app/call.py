@@ -122,8 +122,42 @@ class Call:
     redirect_queue: list[Uri] = field(default_factory=list)
     """The other Contacts of the last 3xx, best q first: tried in turn when the one being
     called fails (4xx, 5xx, no answer, unreachable)."""
+    session_interval: int | None = None
+    """The RFC 4028 session interval in force (seconds), None without a session timer."""
+    session_refresher: str | None = None
+    """Who refreshes the session: "us" or "peer"."""
+    session_expires_at: float | None = None
+    """When the session expires without a refresh (monotonic clock)."""
+    session_refreshes: int = 0
+    """Successful session refreshes so far (ours or the peer's)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _media_task: asyncio.Task[None] | None = None
+
+    def session_timer_changed(
+        self, interval: int | None, local_refresher: bool | None, expires_at: float | None
+    ) -> None:
+        """The SIP core set, refreshed or dropped the session timer."""
+        if interval is not None and self.session_interval is not None:
+            self.session_refreshes += 1
+        self.session_interval = interval
+        self.session_refresher = None if local_refresher is None else (
+            "us" if local_refresher else "peer"
+        )
+        self.session_expires_at = expires_at
+
+    def session_timer(self) -> dict[str, Any] | None:
+        """The session timer for people (API, web, CLI), None without one."""
+        if self.session_interval is None or self.is_over:
+            return None
+        left = None
+        if self.session_expires_at is not None:
+            left = max(0, round(self.session_expires_at - time.monotonic()))
+        return {
+            "interval": self.session_interval,
+            "refresher": self.session_refresher,
+            "expires_in": left,
+            "refreshes": self.session_refreshes,
+        }
 
     @property
     def is_over(self) -> bool:
@@ -181,4 +215,5 @@ class Call:
             "duration": round(self.duration(), 3),
             "dtmf_received": "".join(self.dtmf_received),
             "redirected_from": list(self.redirected_from),
+            "session_timer": self.session_timer(),
         }

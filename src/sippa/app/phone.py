@@ -93,6 +93,8 @@ from sippa.sip.events import (
     RequestReceived,
     RequestScreened,
     ResponseReceived,
+    SessionRefreshDue,
+    SessionTimerChanged,
     TransactionTimeout,
     TransportError,
 )
@@ -103,6 +105,7 @@ from sippa.sip.mwi import EVENT_PACKAGE as MWI_PACKAGE
 from sippa.sip.mwi import MessageSummary
 from sippa.sip.registration import Registered, RegistrationConfig
 from sippa.sip.restrict import Screen, SourceRestriction
+from sippa.sip.session_timer import SessionTimerConfig
 from sippa.sip.timers import TimerConfig
 from sippa.sip.uri import Uri
 
@@ -119,6 +122,7 @@ _REGISTRATION_KEYS = frozenset({
 _USER_KEYS = frozenset({"secure_call_setting", "dnd_setting", "cfwd_all_dest", "cw_setting"})
 # Settings whose change needs the line's voicemail subscription redone.
 _MWI_KEYS = frozenset({"mwi_enable", "voice_mail_server", "mailbox_id"})
+_SESSION_TIMER_KEYS = frozenset({"session_expires", "min_se"})
 
 
 SCREEN_STATUS_INTERVAL = 1.0
@@ -301,6 +305,7 @@ class Phone:
             contact_user=self.lines[self._default_line()].config.user_id or "sippa",
             timers=timers,
             user_agent=str(store.get("sip_user_agent_name")).replace("$VERSION", "0.1"),
+            session_timer=self._session_timer_config(),
         )
         self.core = _PhoneCore(
             self._base,
@@ -726,7 +731,11 @@ class Phone:
         redo = {n for (key, n) in changes if n and key in _REGISTRATION_KEYS}
         redo_mwi = {n for (key, n) in changes if n and key in _MWI_KEYS} - redo
 
+        timers = any(key in _SESSION_TIMER_KEYS for key, _ in changes)
+
         def apply() -> None:
+            if timers:
+                self._apply_session_timer()
             task = loop.create_task(self._apply_settings(lines, redo, redo_mwi))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -761,6 +770,20 @@ class Phone:
                 line.config = LineConfig.from_store(self.store, n)
                 self._restrict(line)
                 self._emit(LineChanged(n, line.as_dict()))
+
+    def _session_timer_config(self) -> SessionTimerConfig:
+        """RFC 4028 preferences from the Session Expires and Min SE settings."""
+        return SessionTimerConfig(
+            int(self.store.get("session_expires")), int(self.store.get("min_se"))
+        )
+
+    def _apply_session_timer(self) -> None:
+        """New session-timer settings apply to the next calls (and refreshes) at once."""
+        if self._base is None or self.core is None:
+            return
+        config = self._session_timer_config()
+        self._base = replace(self._base, session_timer=config)
+        self.core.config = replace(self.core.config, session_timer=config)
 
     # --- SIP identity and routing ---------------------------------------------------------------
     def _authorize(self, request: Request, response: Response) -> Any:
@@ -1280,6 +1303,14 @@ class Phone:
             if call is not None and call.negotiator.state is NegotiatorState.LOCAL_OFFER:
                 call.negotiator.cancel_offer()
                 self._call_changed(call)
+        elif isinstance(event, SessionTimerChanged):
+            call = self.calls.get(event.call)
+            if call is not None:
+                call.session_timer_changed(event.interval, event.local_refresher,
+                                           event.expires_at)
+                self._call_changed(call)
+        elif isinstance(event, SessionRefreshDue):
+            self._refresh_session(event)
         elif isinstance(event, RequestReceived):
             self._on_request(event)
         elif isinstance(event, RequestScreened):
@@ -1482,11 +1513,36 @@ class Phone:
             self._start_media(call)
         self._call_changed(call)
 
+    def _refresh_session(self, event: SessionRefreshDue) -> None:
+        """RFC 4028 §10: we are the refresher: re-INVITE with our current offer. The
+        negotiator re-offers the same media and keys (RFC 3264 §8: an unchanged offer keeps
+        its o= version); a changed answer (new keys) is applied as for any re-INVITE."""
+        call = self.calls.get(event.call)
+        if call is None or call.is_over or self.core is None:
+            return
+        if call.negotiator.state is not NegotiatorState.DONE:
+            log.info("[%s] session refresh skipped: an offer is pending", call.id)
+            return
+        offer = call.negotiator.create_offer()
+        try:
+            self.core.reinvite(call.id, self._now(), body=bytes(offer))
+        except ProtocolError as exc:
+            call.negotiator.cancel_offer()
+            log.info("[%s] session refresh not sent: %s", call.id, exc.reason)
+            return
+        log.info("[%s] session refresh (re-INVITE)", call.id)
+        self._pump()
+
     def _on_reinvite(self, event: ReinviteReceived) -> None:
         call = self.calls.get(event.call)
         if call is None or self.core is None:
             return
         now = self._now()
+        if not event.body and event.method == "UPDATE":
+            # an UPDATE without SDP: a session refresh (RFC 4028) or a target refresh
+            self.core.accept_reinvite(call.id, now)
+            self._pump()
+            return
         if not event.body:
             self.core.reject_reinvite(call.id, now, 488)
             self._pump()
@@ -1721,6 +1777,7 @@ _REASONS = {
     "transport-error": "could not reach the other party (transport error)",
     "ack-timeout": "the other party never confirmed the call (no ACK)",
     "dialog-gone": "the other party no longer knows the call (481)",
+    "session-expired": "the session expired: nobody refreshed it (RFC 4028 session timer)",
 }
 
 

@@ -135,6 +135,12 @@ def _check_host_port(value: Value) -> str | None:
     return None
 
 
+def _check_session_expires(value: Value) -> str | None:
+    if isinstance(value, int) and 0 < value < 90:
+        return "must be 0 (off) or at least 90 seconds (RFC 4028 §4)"
+    return None
+
+
 def _check_user(value: Value) -> str | None:
     text = str(value)
     if text and not _USER_RE.fullmatch(text):
@@ -264,6 +270,14 @@ _SIP = [
     _s("reg_retry_long_intvl", "Reg_Retry_Long_Intvl", "SIP", "SIP Timer Values (sec)",
        "Reg Retry Long Intvl", Kind.INT, 1200, "Longest wait between registration retries.",
        minimum=1, maximum=86400),
+    _s("session_expires", "Session_Expires", "SIP", "SIP Timer Values (sec)", "Session Expires",
+       Kind.INT, 1800,
+       "RFC 4028 session timer asked for in calls (a refresh every half interval, BYE to a "
+       "call nobody refreshed); 0 turns session timers off. At least 90 and Min SE otherwise.",
+       minimum=0, maximum=86400, check=_check_session_expires),
+    _s("min_se", "Min_SE", "SIP", "SIP Timer Values (sec)", "Min SE", Kind.INT, 90,
+       "Shortest session interval accepted (RFC 4028 Min-SE): shorter requests get 422.",
+       minimum=90, maximum=86400),
     _s("nat_keep_alive_intvl", "NAT_Keep_Alive_Intvl", "SIP", "NAT Support Parameters",
        "NAT Keep Alive Intvl", Kind.INT, 30,
        "Seconds between CRLF keep-alives on TCP/TLS connections (RFC 5626 §4.4.1); 0 = off.",

@@ -231,6 +231,11 @@ class ConfigStore:
             assert isinstance(lo, int) and isinstance(hi, int)
             if lo > hi:
                 errors[(low, 0)] = f"must not be above {SCHEMA[high].label} ({hi})"
+        expires, min_se = values[("session_expires", 0)], values[("min_se", 0)]
+        assert isinstance(expires, int) and isinstance(min_se, int)
+        if expires and expires < min_se:
+            label = SCHEMA["min_se"].label
+            errors[("session_expires", 0)] = f"must be 0 (off) or not below {label} ({min_se})"
         rtp_lo, rtp_hi = values[("rtp_port_min", 0)], values[("rtp_port_max", 0)]
         assert isinstance(rtp_lo, int) and isinstance(rtp_hi, int)
         if not errors and rtp_hi - rtp_lo < 7:

@@ -284,6 +284,11 @@ def _show_call(call: dict[str, Any]) -> None:
               f"{call['packets_received']}")
     if call.get("dtmf_received"):
         print(f"  DTMF received: {call['dtmf_received']}")
+    timer = call.get("session_timer")
+    if timer:
+        who = "this phone" if timer["refresher"] == "us" else "the other party"
+        print(f"  session timer: {timer['interval']} s, refreshed by {who} "
+              f"({timer['refreshes']} refreshes, expires in {timer['expires_in']} s)")
     _show_security(call["security"])
     if call.get("end_reason"):
         print(f"  ended: {call['end_reason']}")

@@ -40,6 +40,8 @@ from sippa.sip.events import (
     RequestReceived,
     RequestScreened,
     ResponseReceived,
+    SessionRefreshDue,
+    SessionTimerChanged,
     TransactionTimeout,
     TransportError,
 )
@@ -74,6 +76,7 @@ from sippa.sip.registration import (
     Unregistered,
 )
 from sippa.sip.restrict import RefusedSources, Screen, SourceRestriction
+from sippa.sip.session_timer import SessionTimer, SessionTimerConfig
 from sippa.sip.status import StatusCode, reason_phrase
 from sippa.sip.timers import TimerConfig
 from sippa.sip.uri import Uri
@@ -125,6 +128,10 @@ __all__ = [
     "ResponseReceived",
     "Screen",
     "SendFailure",
+    "SessionRefreshDue",
+    "SessionTimer",
+    "SessionTimerChanged",
+    "SessionTimerConfig",
     "SourceRestriction",
     "SrvRecord",
     "StatusCode",

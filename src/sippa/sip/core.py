@@ -48,6 +48,12 @@ from sippa.sip.message import (
     validate_request,
 )
 from sippa.sip.restrict import Screen
+from sippa.sip.session_timer import (
+    OPTION_TAG,
+    SessionTimer,
+    SessionTimerConfig,
+    uas_decision,
+)
 from sippa.sip.timers import TimerConfig, is_reliable
 from sippa.sip.transaction import (
     MAGIC_COOKIE,
@@ -135,6 +141,8 @@ class CoreConfig:
     """Methods we accept (Allow); others get 405 (§8.2.1)."""
     supported: tuple[str, ...] = ()
     """Option tags we support; a Require of anything else gets 420 (§8.2.2.3)."""
+    session_timer: SessionTimerConfig = field(default_factory=SessionTimerConfig)
+    """RFC 4028 session timers (off by default; on, ``timer`` counts as supported)."""
 
 
 class UserAgentCore:
@@ -390,7 +398,10 @@ class UserAgentCore:
             txn.respond(response, now)
             return
         required = [tag for value in request.headers.get_all("Require") for tag in value.split(",")]
-        unsupported = [t.strip() for t in required if t.strip() not in self.config.supported]
+        supported = self.config.supported
+        if self.config.session_timer.enabled:
+            supported = (*supported, OPTION_TAG)
+        unsupported = [t.strip() for t in required if t.strip() not in supported]
         if unsupported and method not in _NO_REQUIRE_CHECK:
             response = txn.make_response(420, to_tag=self._ids())  # §8.2.2.3
             response.headers.add("Unsupported", ", ".join(unsupported))
@@ -416,8 +427,17 @@ class UserAgentCore:
             raise RemoteProtocolError("merged request", 482)
         self._merged[merge_key] = txn.key
         if method == "INVITE":
+            # RFC 4028 §9: an interval below our Min-SE gets 422 before any call is made
+            decision = uas_decision(request, self.config.session_timer)  # 400 if malformed
+            if decision.too_small is not None:
+                response = txn.make_response(422, to_tag=self._ids())
+                response.headers.add("Min-SE", str(decision.too_small))
+                txn.respond(response, now)
+                return
             handle = self._handle("call")
             session = InviteSession.incoming(self, handle, txn, now)
+            session.uas_timer = decision
+            session.note_peer(request)
             self._add_session(session)
             self._owners[txn.handle] = session
             self._events.append(IncomingCall(handle, request, request.body, request.content_type))
@@ -610,6 +630,11 @@ class UserAgentCore:
     def timer_config(self) -> TimerConfig:
         """T1/T2/T4 in force."""
         return self.config.timers
+
+    @property
+    def session_timer_config(self) -> SessionTimerConfig:
+        """RFC 4028 preferences."""
+        return self.config.session_timer
 
     def start_transaction(
         self, request: Request, next_hop: Uri | None, owner: InviteSession, now: float
@@ -835,6 +860,11 @@ class UserAgentCore:
         """Refuse the peer's re-INVITE/UPDATE; the session stays as it was."""
         self._session(call).reject_reinvite(now, status)
 
+    def session_timer(self, call: str) -> SessionTimer | None:
+        """The RFC 4028 session timer of a live call, None if it has none."""
+        session = self._sessions.get(call)
+        return session.session_timer if session is not None else None
+
     def call_state(self, call: str) -> CallState | None:
         """The state of a call, None if the handle is unknown or the call is over."""
         session = self._sessions.get(call)
@@ -867,8 +897,12 @@ class UserAgentCore:
             dialog = session.dialog
             if dialog is None or session.state is not CallState.CONFIRMED:
                 raise LocalProtocolError(f"call {call} has no established dialog", 500)
+            extra = tuple(headers)
+            if method == "UPDATE" and not any(n.lower() in ("session-expires", "x")
+                                              for n, _ in extra):
+                extra += tuple(session.timer_request_headers())  # RFC 4028 §7.4
             request = dialog.create_request(
-                method, body=body, content_type=content_type, extra=tuple(headers)
+                method, body=body, content_type=content_type, extra=extra
             )
             txn = self._start_client(request, dialog.next_hop(), now)
             self._in_dialog[txn.handle] = session

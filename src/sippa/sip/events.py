@@ -28,6 +28,8 @@ __all__ = [
     "RequestReceived",
     "RequestScreened",
     "ResponseReceived",
+    "SessionRefreshDue",
+    "SessionTimerChanged",
     "TransactionTimeout",
     "TransportError",
 ]
@@ -127,7 +129,8 @@ class CallEnded:
     reason: str
     """Why: "bye-local", "bye-remote", "rejected" (a 300-699 either way), "cancelled",
     "timeout" (no answer, or 408 in the dialog), "transport-error" (503, §8.1.3.1),
-    "ack-timeout" (§13.3.1.4), "dialog-gone" (481 in the dialog)."""
+    "ack-timeout" (§13.3.1.4), "dialog-gone" (481 in the dialog), "session-expired" (RFC 4028
+    §10: nobody refreshed the session, we sent BYE)."""
     status: int | None = None
     """The SIP status that ended it (final response of a failed INVITE, 487...), if any."""
     contacts: tuple[str, ...] = ()
@@ -179,6 +182,32 @@ class ReinviteGlare:
     """Handle of the call."""
     retry_at: float
     """Absolute time of the retry (§14.1: 2.1-4 s for the Call-ID owner, else 0-2 s)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimerChanged:
+    """The session timer of a call (RFC 4028) was set, refreshed or turned off."""
+
+    call: str
+    """Handle of the call."""
+    interval: int | None
+    """The session interval in seconds; None: the call has no session timer (any more)."""
+    local_refresher: bool | None
+    """True if we send the refreshes, False if the peer does; None without a timer."""
+    expires_at: float | None
+    """Absolute time (the core's clock) when the session expires without a refresh."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRefreshDue:
+    """We are the refresher, half the session interval is over (RFC 4028 §10) and the peer
+    does not allow UPDATE (else the core refreshes by itself with an UPDATE without a body):
+    send a refresh with ``core.reinvite()`` and the current offer, unchanged (RFC 3264 §8:
+    same o= version). Without one the call ends with BYE shortly before the interval runs
+    out."""
+
+    call: str
+    """Handle of the call."""
 
 
 # --- generic requests -------------------------------------------------------------------------
@@ -268,6 +297,8 @@ Event = (
     | ReinviteAnswered
     | ReinviteFailed
     | ReinviteGlare
+    | SessionTimerChanged
+    | SessionRefreshDue
     | RequestReceived
     | ResponseReceived
     | TransactionTimeout

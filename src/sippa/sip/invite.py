@@ -6,7 +6,8 @@ it (the PJSIP split between invite session and SDP negotiator). Transactions are
 :class:`SessionHost` (the UA core); the session asks it to send and is told what came back.
 
 The call state machine is the table below; re-INVITEs, 2xx retransmission (§13.3.1.4), the ACK for
-2xx (§13.2.2.4), CANCEL (§9) and glare (§14.1) are handled around it.
+2xx (§13.2.2.4), CANCEL (§9), glare (§14.1) and session timers (RFC 4028: Session-Expires on every
+INVITE/UPDATE, the 422 retry, refresh and expiry) are handled around it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,22 @@ from sippa.sip.events import (
     ReinviteFailed,
     ReinviteGlare,
     ReinviteReceived,
+    SessionRefreshDue,
+    SessionTimerChanged,
 )
 from sippa.sip.headers import NameAddr
-from sippa.sip.message import Request, Response, make_response
+from sippa.sip.message import Headers, Request, Response, make_response
+from sippa.sip.session_timer import (
+    MIN_SE_FLOOR,
+    SessionTimer,
+    SessionTimerConfig,
+    UasDecision,
+    parse_min_se,
+    request_headers,
+    supports_timer,
+    uac_timer,
+    uas_decision,
+)
 from sippa.sip.timers import TimerConfig, Timers
 from sippa.sip.transaction import (
     ClientTransaction,
@@ -119,6 +133,11 @@ GLARE_OWNER = (2.1, 4.0)
 GLARE_OTHER = (0.0, 2.0)
 
 
+# RFC 4028: how long after SessionRefreshDue the application is asked again if no re-INVITE
+# went out (an offer of its own was pending, say); a refresh under way stops the asking.
+REFRESH_ASK_AGAIN = 10.0
+
+
 def glare_delay(owner: bool, rand: float) -> float:
     """§14.1 retry delay: 2.1-4 s if we own the Call-ID, else 0-2 s; ``rand`` in [0, 1).
 
@@ -136,6 +155,10 @@ class SessionHost(Protocol):
     @property
     def timer_config(self) -> TimerConfig:
         """T1/T2/T4 in force."""
+
+    @property
+    def session_timer_config(self) -> SessionTimerConfig:
+        """Our RFC 4028 preferences (Session-Expires, Min-SE)."""
 
     def start_transaction(
         self, request: Request, next_hop: Uri | None, owner: InviteSession, now: float
@@ -223,6 +246,28 @@ class InviteSession:
         self.reinvite_txn: ClientTransaction | None = None
         self.reinvite_offer: tuple[bytes, str | None] | None = None
         self.reinvite_in: ServerTransaction | None = None
+        # session timer (RFC 4028)
+        config = host.session_timer_config
+        self.session_timer: SessionTimer | None = None
+        """The session timer in force, None if the call has none."""
+        self.min_se = config.floor
+        """The Min-SE we send: ours, raised by a 422 (§7.3)."""
+        self.se_interval = max(config.session_expires, self.min_se) if config.enabled else 0
+        """The Session-Expires of our next initial INVITE (§7.1)."""
+        self.peer_supports_timer = False
+        """The peer listed ``timer`` in a Supported or Require."""
+        self.retried_422 = False
+        """UAC: our INVITE was re-sent once after a 422; a second 422 ends the call."""
+        self.next_hop: Uri | None = None
+        """UAC: where the initial INVITE went (its 422 retry goes there too)."""
+        self.uas_timer: UasDecision | None = None
+        """UAS: the session timer for our 2xx to the pending INVITE, re-INVITE or UPDATE."""
+        self.peer_allows_update = False
+        """The peer listed UPDATE in an Allow: our refreshes are UPDATEs without a body."""
+        self.update_txn: ClientTransaction | None = None
+        """Our session-refresh UPDATE in progress."""
+        self.update_422 = False
+        """Our refresh UPDATE was re-sent once after a 422."""
 
     def __repr__(self) -> str:
         return f"<InviteSession {self.handle} {self.state.value}>"
@@ -234,6 +279,9 @@ class InviteSession:
     ) -> InviteSession:
         """Start a call: send ``invite`` (complete but for Via) towards ``next_hop``."""
         session = cls(host, handle, is_uac=True, call_id=invite.call_id)
+        session.next_hop = next_hop
+        for name, value in session._timer_request_headers():
+            invite.headers.add(name, value)
         txn = host.start_transaction(invite, next_hop, session, now)
         if not isinstance(txn, InviteClientTransaction):  # pragma: no cover - host contract
             raise LocalProtocolError("INVITE needs an INVITE client transaction", 500)
@@ -318,6 +366,153 @@ class InviteSession:
                 self._ack_timeout(now)
             elif name == "glare":
                 self._retry_reinvite(now)
+            elif name == "se-refresh":
+                self._refresh_due(now)
+            elif name == "se-expire":
+                self._session_expired(now)
+
+    # --- session timer (RFC 4028) -------------------------------------------------------------
+    def _timer_request_headers(self) -> list[tuple[str, str]]:
+        """§7.1/§7.4: Supported, Session-Expires and Min-SE for an INVITE or UPDATE we send."""
+        config = self.host.session_timer_config
+        return request_headers(config, self.min_se, self.session_timer, self.se_interval)
+
+    def note_peer(self, message: Request | Response) -> None:
+        """Remember what the peer supports (timer) and allows (UPDATE) from its messages."""
+        if supports_timer(message):
+            self.peer_supports_timer = True
+        allow = message.headers.get_all("Allow")
+        if allow:
+            self.peer_allows_update = any(m.strip().upper() == "UPDATE" for m in allow)
+
+    def _set_session_timer(self, timer: SessionTimer | None, now: float) -> None:
+        """Start (or restart: a refresh succeeded) or stop the session timer (§10)."""
+        self.timers.stop("se-refresh")
+        self.timers.stop("se-expire")
+        self.session_timer = timer
+        expires_at: float | None = None
+        if timer is not None:
+            if timer.local_refresher:
+                self.timers.start("se-refresh", now, timer.refresh_after)
+            # both sides: the refresher too ends a session whose refreshes all failed
+            self.timers.start("se-expire", now, timer.expire_after)
+            expires_at = now + timer.interval
+            log.info(
+                "[%s] session timer %d s, refresher %s",
+                self.call_id, timer.interval, "us" if timer.local_refresher else "peer",
+            )
+        self.host.emit(
+            SessionTimerChanged(
+                self.handle,
+                timer.interval if timer else None,
+                timer.local_refresher if timer else None,
+                expires_at,
+            )
+        )
+
+    def _refresh_due(self, now: float) -> None:
+        """§10: we refresh at half the interval; the application sends the re-INVITE."""
+        if self.state is not CallState.CONFIRMED or self.session_timer is None:
+            return
+        busy = (
+            self.reinvite_txn is not None
+            or self.update_txn is not None
+            or self.reinvite_in is not None
+            or self.pending_2xx is not None
+            or self.timers.running("glare")
+            or self.awaiting_ack_body
+        )
+        if busy:
+            # an INVITE in progress refreshes the session when it succeeds; look again soon
+            self.timers.start("se-refresh", now, 1.0)
+            return
+        if self.peer_allows_update:
+            # RFC 4028 §7.4 / RFC 3311: an UPDATE without a body refreshes the session and
+            # leaves the media alone; the peer said it takes UPDATE
+            self._send_update(now)
+            return
+        # otherwise a re-INVITE, whose offer the application makes (the same media again);
+        # asked again every few seconds until one is under way (or the session expires)
+        self.host.emit(SessionRefreshDue(self.handle))
+        self.timers.start("se-refresh", now, REFRESH_ASK_AGAIN)
+
+    def _send_update(self, now: float) -> None:
+        if self.dialog is None:  # pragma: no cover - CONFIRMED has a dialog
+            return
+        request = self.dialog.create_request(
+            "UPDATE", extra=tuple(self._timer_request_headers())
+        )
+        self.update_txn = self.host.start_transaction(request, self.dialog.next_hop(), self, now)
+        log.info("[%s] session refresh: UPDATE", self.call_id)
+
+    def _on_update_response(self, response: Response, now: float) -> None:
+        """The final response to our refresh UPDATE (RFC 4028 §10)."""
+        status = response.status_code
+        if status < 200:
+            return
+        self.update_txn = None
+        if status < 300:
+            if self.dialog is not None:
+                self.dialog.refresh_target(response)
+            self._refresh_answered(response, now)
+            return
+        if status == 422 and not self.update_422 and self._reinvite_422(response, update=True):
+            self.update_422 = True
+            self._send_update(now)
+        elif status == 491:
+            # RFC 3311 §5.1 glare: try again after the §14.1 delay
+            self.timers.start("se-refresh", now, glare_delay(self.owns_call_id, self.host.random()))
+        elif status in (408, 481):
+            # §10: "If the session refresh request transaction times out or generates a 408
+            # or 481 response, then the UAC sends a BYE request"
+            self._end_with("timeout" if status == 408 else "dialog-gone", status)
+            self._send_bye(now)
+        else:
+            log.info("[%s] refresh UPDATE got %d: the session may expire", self.call_id, status)
+
+    def _session_expired(self, now: float) -> None:
+        """§10: no refresh arrived (or ours all failed): end the session with BYE."""
+        if self.state is not CallState.CONFIRMED:
+            return
+        log.warning("[%s] session expired without a refresh: BYE", self.call_id)
+        self._end_with("session-expired", None)
+        self._send_bye(now)
+
+    def _retry_422(self, response: Response, now: float) -> bool:
+        """§7.3: re-send the INVITE once with the larger Min-SE of a 422 (new CSeq, same
+        Call-ID and From tag). False when there is nothing better to ask for."""
+        if not self.host.session_timer_config.enabled or self.invite is None:
+            return False
+        if self.retried_422 or self.cancel_requested:
+            return False
+        try:
+            wanted = parse_min_se(response.headers.get("Min-SE") or "")
+        except RemoteProtocolError:
+            log.info("[%s] 422 without a usable Min-SE: not retried", self.call_id)
+            return False
+        wanted = max(wanted, MIN_SE_FLOOR)
+        if wanted <= self.se_interval:
+            return False  # asking again for the same interval would loop
+        self.retried_422 = True
+        self.min_se = max(self.min_se, wanted)
+        self.se_interval = wanted
+        original = self.invite
+        headers = Headers()
+        for name, value in original.headers:
+            if name in ("Via", "Session-Expires", "Min-SE"):
+                continue
+            headers.add(name, f"{original.cseq.seq + 1} INVITE" if name == "CSeq" else value)
+        for name, value in self._timer_request_headers():
+            if name != "Supported":  # kept from the original
+                headers.add(name, value)
+        retry = Request("INVITE", original.uri, headers, original.body)
+        txn = self.host.start_transaction(retry, self.next_hop, self, now)
+        if not isinstance(txn, InviteClientTransaction):  # pragma: no cover - host contract
+            raise LocalProtocolError("INVITE needs an INVITE client transaction", 500)
+        log.info("[%s] 422: INVITE again with Session-Expires %d", self.call_id, wanted)
+        self.invite, self.invite_txn = txn.request, txn
+        self.early_dialogs.clear()
+        return True
 
     # --- UAC: responses -----------------------------------------------------------------------
     def on_response(self, txn: ClientTransaction, response: Response, now: float) -> None:
@@ -335,6 +530,8 @@ class InviteSession:
             self._on_invite_response(response, now)
         elif txn is self.reinvite_txn:
             self._on_reinvite_response(response, now)
+        elif txn is self.update_txn:
+            self._on_update_response(response, now)
         elif txn is self.bye_txn and status >= 200:
             self._bye_done(status)
         # responses to CANCEL and to BYEs of dropped forks need nothing
@@ -369,6 +566,9 @@ class InviteSession:
             self._on_invite_2xx(response, now)
             return
         # 300-699: the transaction sent the ACK (§17.1.1.3)
+        early = self.state in (CallState.CALLING, CallState.EARLY)
+        if status == 422 and early and self._retry_422(response, now):
+            return
         if self.state in (CallState.CALLING, CallState.EARLY):
             reason = "cancelled" if self.cancel_requested and status == 487 else "rejected"
             if status < 400:
@@ -387,6 +587,11 @@ class InviteSession:
             dialog.confirm(response)
             self.dialog = dialog
             self._fire(CallEvent.ANSWERED)
+            self.note_peer(response)
+            config = self.host.session_timer_config
+            if config.enabled:  # RFC 4028 §7.2
+                timer = uac_timer(response, config, None, peer_supports=self.peer_supports_timer)
+                self._set_session_timer(timer, now)
             if self.invite.body or self.cancel_requested:
                 self._send_ack(dialog, self.invite, response, b"", None)
             else:
@@ -467,6 +672,10 @@ class InviteSession:
             # §14.1: a 408 to a re-INVITE (or an unreachable peer) ends the dialog
             self._end_with(reason, status)
             self._send_bye(now)
+        elif txn is self.update_txn:
+            self.update_txn = None
+            self._end_with(reason, status)  # RFC 4028 §10: the refresh failed
+            self._send_bye(now)
         elif txn is self.bye_txn:
             self._bye_done(status)
         elif txn is self.server_txn and self.state is CallState.CONNECTING:
@@ -533,8 +742,14 @@ class InviteSession:
         """Accept the incoming call with a 200 (§13.3.1.4); retransmitted until the ACK."""
         self._fire(CallEvent.ANSWER_SENT)
         txn, response = self._uas_response(200, None, body, content_type)
+        decision, self.uas_timer = self.uas_timer, None
+        if decision is not None:
+            for name, value in decision.response_headers():
+                response.headers.add(name, value)
         self.host.send_response(txn, response, now)
         self._start_2xx(txn, response, now, initial=True)
+        if decision is not None and self.host.session_timer_config.enabled:
+            self._set_session_timer(decision.timer, now)
 
     def reject(self, now: float, status: int = 486, reason: str | None = None) -> None:
         """Refuse the incoming call with a 300-699 (§13.3.1.3)."""
@@ -678,6 +893,19 @@ class InviteSession:
             # §14.2: an earlier INVITE of theirs is still in progress: 500 + Retry-After 0-10 s
             self._reject_500_retry_after(txn, now)
             return
+        self.note_peer(request)
+        try:
+            decision = uas_decision(request, self.host.session_timer_config)
+        except RemoteProtocolError as exc:
+            self.host.send_response(txn, txn.make_response(exc.status_code), now)
+            return
+        if decision.too_small is not None:
+            # RFC 4028 §9 (a refresh too): 422 with our Min-SE; the session stays as it was
+            response = txn.make_response(422)
+            response.headers.add("Min-SE", str(decision.too_small))
+            self.host.send_response(txn, response, now)
+            return
+        self.uas_timer = decision
         if self.dialog is not None:
             self.dialog.refresh_target(request)  # §12.2.2 target refresh
         self.reinvite_in = txn
@@ -696,12 +924,19 @@ class InviteSession:
         response = txn.make_response(200, to_tag=self.dialog.local_tag)
         if self.dialog.local_contact is not None:
             response.headers.add("Contact", str(self.dialog.local_contact))
+        decision, self.uas_timer = self.uas_timer, None
+        if decision is not None:
+            for name, value in decision.response_headers():
+                response.headers.add(name, value)
         if body:
             response.headers.add("Content-Type", content_type or "application/sdp")
             response.body = body
         self.host.send_response(txn, response, now)
         if txn.method == "INVITE":
             self._start_2xx(txn, response, now, initial=False)
+        if decision is not None and self.host.session_timer_config.enabled:
+            # RFC 4028 §10: the peer's refresh (re-INVITE or UPDATE) restarts the timer
+            self._set_session_timer(decision.timer, now)
 
     def reject_reinvite(self, now: float, status: int = 488) -> None:
         """Refuse the pending re-INVITE/UPDATE; the old session stays (§14.2)."""
@@ -709,6 +944,7 @@ class InviteSession:
         if txn is None:
             raise LocalProtocolError(f"call {self.handle} has no pending re-INVITE", 500)
         self.reinvite_in = None
+        self.uas_timer = None
         self.host.send_response(txn, txn.make_response(status), now)
 
     # --- outgoing re-INVITE (§14.1) -----------------------------------------------------------
@@ -725,7 +961,13 @@ class InviteSession:
         if self.dialog is None or self.reinvite_offer is None:  # pragma: no cover
             return
         body, content_type = self.reinvite_offer
-        request = self.dialog.create_request("INVITE", body=body, content_type=content_type)
+        # RFC 4028 §7.4: every re-INVITE is a session refresh and says so
+        request = self.dialog.create_request(
+            "INVITE",
+            body=body,
+            content_type=content_type,
+            extra=tuple(self._timer_request_headers()),
+        )
         self.reinvite_txn = self.host.start_transaction(request, self.dialog.next_hop(), self, now)
 
     def _retry_reinvite(self, now: float) -> None:
@@ -747,7 +989,10 @@ class InviteSession:
             if txn is not None:
                 self._send_ack(self.dialog, txn.request, response, b"", None)
             self.reinvite_offer = None
+            self._refresh_answered(response, now)
             self.host.emit(ReinviteAnswered(self.handle, response.body, response.content_type))
+        elif status == 422 and self._reinvite_422(response):
+            self._send_reinvite(now)  # RFC 4028 §7.4: once more, with the larger interval
         elif status == 491:
             # §14.1: glare; retry after a random delay that depends on who owns the Call-ID
             # (who generated it: see owns_call_id)
@@ -762,12 +1007,48 @@ class InviteSession:
                 self._end_with("timeout" if status == 408 else "dialog-gone", status)
                 self._send_bye(now)
 
+    def _refresh_answered(self, response: Response, now: float) -> None:
+        """RFC 4028 §7.4: the 2xx to our re-INVITE or UPDATE sets the timer from now on."""
+        self.note_peer(response)
+        config = self.host.session_timer_config
+        if config.enabled:
+            timer = uac_timer(
+                response, config, self.session_timer, peer_supports=self.peer_supports_timer
+            )
+            self._set_session_timer(timer, now)
+
+    def timer_request_headers(self) -> list[tuple[str, str]]:
+        """Session-timer headers for an UPDATE the application sends in this dialog."""
+        return self._timer_request_headers()
+
+    def _reinvite_422(self, response: Response, *, update: bool = False) -> bool:
+        """Take the Min-SE of a 422 to our re-INVITE or UPDATE (§7.4); False if it asks
+        nothing new."""
+        if not self.host.session_timer_config.enabled:
+            return False
+        if not update and self.reinvite_offer is None:
+            return False
+        try:
+            wanted = max(parse_min_se(response.headers.get("Min-SE") or ""), MIN_SE_FLOOR)
+        except RemoteProtocolError:
+            return False
+        current = self.session_timer.interval if self.session_timer else self.se_interval
+        if wanted <= current:
+            return False
+        self.min_se = max(self.min_se, wanted)
+        self.se_interval = wanted
+        if self.session_timer is not None:
+            self.session_timer = SessionTimer(wanted, self.session_timer.local_refresher)
+        return True
+
     # --- the application's own in-dialog requests ----------------------------------------------
     def in_dialog_response(self, method: str, response: Response, now: float) -> None:
         """Final response to an in-dialog request the application sent (INFO, UPDATE...)."""
         status = response.status_code
         if self.dialog is not None and method == "UPDATE" and 200 <= status < 300:
             self.dialog.refresh_target(response)  # §12.2: UPDATE is a target refresh
+            if self.state is CallState.CONFIRMED:
+                self._refresh_answered(response, now)  # and a session refresh (RFC 4028)
         elif status in (408, 481):
             self.in_dialog_failure(status, now)
 
@@ -829,6 +1110,8 @@ class InviteSession:
             self.reinvite_txn = new
         elif old is self.bye_txn:
             self.bye_txn = new
+        elif old is self.update_txn:
+            self.update_txn = new
 
 
 def redirect_targets(response: Response) -> tuple[str, ...]:

@@ -56,6 +56,10 @@
     const media = call.media || {};
     rows.push(["Codec", media.codec], ["Media to", media.remote],
       ["Packets sent / received", `${call.packets_sent || 0} / ${call.packets_received || 0}`]);
+    const st = call.session_timer;
+    rows.push(["Session timer", st ? `${st.interval} s, refreshed by ${st.refresher === "us"
+      ? "this phone" : "the other party"} (${st.refreshes} refreshes, expires in ${st.expires_in} s)`
+      : "none (RFC 4028 not in use)"]);
     for (const [k, v] of rows) if (v) { dl.append(el("dt", {}, k), el("dd", {}, String(v))); }
     const reasons = (sec.reasons || []).map((r) => el("li", {}, r));
     const panel = el("details", { class: "security" }, el("summary", {}, "Security details"), dl,
