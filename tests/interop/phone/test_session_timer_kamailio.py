@@ -17,6 +17,8 @@ settings keep the RFC floor of 90 s."""
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,6 +170,15 @@ async def test_422_from_sst_then_refresh_through_kamailio(
         await bob.wait_call(b_call.id, lambda c: c.is_over, 5)
 
 
+async def _until_acked(phone: Phone, call_id: str, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not any(m.direction == "in" and m.first_line.startswith("ACK ")
+                  for m in phone.trace(call_id)):
+        assert loop.time() < deadline, "the callee never got the ACK"
+        await asyncio.sleep(0.02)
+
+
 def _shift_clock(phone: Phone, seconds: float) -> None:
     endpoint = phone.endpoint
     assert endpoint is not None
@@ -199,6 +210,8 @@ async def test_callee_refreshes_with_update_through_kamailio(
                     if m.direction == "in" and m.first_line.startswith("INVITE ")]
         assert f"Session-Expires: {SST_MIN_SE}" in received[0]  # added by sst
         assert b_call.as_dict()["session_timer"]["refresher"] == "us"
+        # the ACK must have reached bob before its clock jumps: else its 2xx times out (§13.3.1.4)
+        await _until_acked(bob, b_call.id)
         mark = kam.log_mark()
         _shift_clock(bob, SST_MIN_SE / 2 + 1)
         await bob.wait_call(b_call.id, lambda c: c.session_refreshes >= 1 or c.is_over, 10)
