@@ -18,7 +18,6 @@ settings keep the RFC floor of 90 s."""
 from __future__ import annotations
 
 import asyncio
-
 import re
 from collections.abc import Iterator
 from pathlib import Path
