@@ -66,6 +66,14 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Phone, Phone, Any, Any]]:
         b_call = incoming[0]
         await bob.answer(b_call.id)
         await alice.wait_call(call.id, lambda c: c.state is CallState.ACTIVE, 5)
+        # bob's clock may jump only once alice's ACK is in (else its 2xx times out first)
+        for _ in range(100):
+            if any(m.direction == "in" and m.first_line.startswith("ACK ")
+                   for m in bob.trace(b_call.id)):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("bob never got the ACK")
         yield alice, bob, call, b_call
 
 
