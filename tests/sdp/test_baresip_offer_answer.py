@@ -37,7 +37,7 @@ pytestmark = pytest.mark.interop
 
 def _start(tmp: pytest.TempPathFactory, mediaenc: str) -> Baresip:
     rtp = free_port_block(10)
-    return Baresip(tmp.mktemp(f"baresip-{mediaenc}"), sip_port=free_port(also_udp=True),
+    return Baresip(tmp.mktemp(f"baresip-{mediaenc}"), sip_port=free_port_block(2),
                    ctrl_port=free_port(), rtp_min=rtp, rtp_max=rtp + 9, mediaenc=mediaenc,
                    user="ua", siptrace=False)
 

@@ -649,7 +649,7 @@ def baresip_peer(tmp_path: Path):  # type: ignore[no-untyped-def]
     rtp = free_port_block(4)
     peer = Baresip(
         tmp_path / "baresip",
-        sip_port=free_port(also_udp=True),
+        sip_port=free_port_block(2),
         ctrl_port=free_port(),
         rtp_min=rtp,
         rtp_max=rtp + 3,

@@ -103,7 +103,7 @@ from sippa.sip.locate import LocateRequest, Target, TransportChoice
 from sippa.sip.message import Request, Response
 from sippa.sip.mwi import EVENT_PACKAGE as MWI_PACKAGE
 from sippa.sip.mwi import MessageSummary
-from sippa.sip.registration import Registered, RegistrationConfig
+from sippa.sip.registration import Authorize, Registered, RegistrationConfig
 from sippa.sip.restrict import Screen, SourceRestriction
 from sippa.sip.session_timer import SessionTimerConfig
 from sippa.sip.timers import TimerConfig
@@ -405,14 +405,7 @@ class Phone:
                 line.voicemail.start()  # no registration to wait for
             self._emit(LineChanged(cfg.number, line.as_dict()))
             return
-        authorize = make_authorize(
-            cfg.auth_id,
-            cfg.password,
-            order="server"
-            if str(self.store.get("digest_algorithm_order")) == "Server Order"
-            else "strongest",
-            allow_md5=bool(self.store.get("digest_allow_md5")),
-        )
+        authorize = self._line_authorize(cfg)
         reg_config = RegistrationConfig(
             cfg.aor,
             expires=cfg.register_expires,
@@ -438,6 +431,17 @@ class Phone:
         self._restrict(line)
         registrar.start()
         self._emit(LineChanged(cfg.number, line.as_dict()))
+
+    def _line_authorize(self, cfg: LineConfig) -> Authorize:
+        """The line's digest credentials with the phone's algorithm policy (RFC 8760)."""
+        return make_authorize(
+            cfg.auth_id,
+            cfg.password,
+            order="server"
+            if str(self.store.get("digest_algorithm_order")) == "Server Order"
+            else "strongest",
+            allow_md5=bool(self.store.get("digest_allow_md5")),
+        )
 
     def _line_event_any(self, number: int, event: object) -> None:
         line = self.lines.get(number)
@@ -588,14 +592,7 @@ class Phone:
             line.mwi.subscription = "off"
             line.mwi.reason = f"bad Voice Mail Server: {exc.reason}"
             return
-        authorize = make_authorize(
-            cfg.auth_id,
-            cfg.password,
-            order="server"
-            if str(self.store.get("digest_algorithm_order")) == "Server Order"
-            else "strongest",
-            allow_md5=bool(self.store.get("digest_allow_md5")),
-        )
+        authorize = self._line_authorize(cfg)
         line.voicemail = VoicemailSubscriber(
             cfg.number,
             resource,

@@ -19,7 +19,7 @@ def baresip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Baresip]:
     rtp = free_port_block(40)
     peer = Baresip(
         workdir,
-        sip_port=free_port(also_udp=True),
+        sip_port=free_port_block(2),
         ctrl_port=free_port(),
         rtp_min=rtp,
         rtp_max=rtp + 39,
