@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sippa.app.blf import BlfStatus, BlfSubscriber
 from sippa.app.mwi import MwiStatus, VoicemailSubscriber
 from sippa.app.security import SecureCallPolicy, policy_from_settings
 from sippa.app.store import ConfigStore
@@ -216,6 +217,12 @@ class Line:
     """The message-summary subscription, when the line keeps one."""
     mwi_flow: str | None = None
     """Our ``address:port`` on the registration flow the subscription's Contact names."""
+    blf: list[BlfStatus] = field(default_factory=list)
+    """The busy lamp field keys on this line (line 1 has the phone's line keys)."""
+    blf_subscribers: dict[int, BlfSubscriber] = field(default_factory=dict)
+    """The dialog subscriptions of the BLF keys, by key number."""
+    blf_flow: str | None = None
+    """As ``mwi_flow``, for the BLF subscriptions."""
 
     @property
     def number(self) -> int:
@@ -246,6 +253,7 @@ class Line:
             "forward": cfg.forward or None,
             "source_restriction": self.restriction_status(),
             "mwi": self.mwi.as_dict(),
+            "blf": [key.as_dict() for key in self.blf],
             "tls": None
             if tls is None
             else {

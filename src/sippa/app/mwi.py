@@ -35,7 +35,14 @@ from sippa.sip.subscription import (
 )
 from sippa.sip.uri import Uri
 
-__all__ = ["MWI_EXPIRES", "MwiStatus", "VoicemailSubscriber", "same_flow", "voicemail_text"]
+__all__ = [
+    "MWI_EXPIRES",
+    "EventSubscriber",
+    "MwiStatus",
+    "VoicemailSubscriber",
+    "same_flow",
+    "voicemail_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +140,17 @@ Route = Callable[[Uri, bool], Awaitable[tuple[Uri | None, NameAddr | None]]]
 registration flow, as its REGISTER has it; None: the core's Contact)."""
 
 
-class VoicemailSubscriber:
-    """Drives one line's ``message-summary`` subscription (see the module docstring)."""
+class EventSubscriber:
+    """Drives one sans-IO :class:`~sippa.sip.subscription.Subscription` of a line (any event
+    package): sends its SUBSCRIBEs through the phone's UA core, feeds back responses, timeouts
+    and NOTIFYs, runs its timer on the event loop. Subclasses read the NOTIFY contents
+    (:meth:`_notified`); ``status`` has ``subscription`` and ``reason`` attributes."""
 
     def __init__(
         self,
         number: int,
-        resource: Uri,
-        subscriber: NameAddr,
+        config: SubscriptionConfig,
+        status: Any,
         *,
         contact_user: str,
         core: Callable[[], UserAgentCore | None],
@@ -150,25 +160,12 @@ class VoicemailSubscriber:
         changed: Callable[[], None],
         random_bits: Callable[[int], int],
         authorize: Any = None,
-        status: MwiStatus | None = None,
-        expires: int = MWI_EXPIRES,
-        retry_base: float = 30.0,
-        retry_max: float = 1200.0,
+        label: str = "",
     ) -> None:
         self.number = number
-        self.status = status if status is not None else MwiStatus()
-        config = SubscriptionConfig(
-            resource,
-            subscriber,
-            EVENT_PACKAGE,
-            accept=(CONTENT_TYPE,),
-            expires=expires,
-            retry_base=retry_base,
-            retry_max=retry_max,
-            parse_body=MessageSummary.parse,
-        )
+        self.status = status
         self.subscription = Subscription(
-            config, random_bits, authorize=authorize, prefix=f"[ext{number} mwi]"
+            config, random_bits, authorize=authorize, prefix=f"[ext{number} {label}]"
         )
         self._core, self._now, self._pump, self._route = core, now, pump, route
         self._changed = changed
@@ -267,14 +264,12 @@ class VoicemailSubscriber:
         if changed:
             self._changed()
 
+    def _notified(self, event: Notified) -> None:
+        """A NOTIFY of the subscription (its body parsed by ``config.parse_body``)."""
+
     def _apply(self, event: object) -> None:
         if isinstance(event, Notified):
-            if isinstance(event.content, MessageSummary):
-                self.status.apply(event.content, "subscription")
-                voice = event.content.voice
-                log.info("[ext%d] voicemail: %s, %s", self.number,
-                         "waiting" if event.content.messages_waiting else "none waiting",
-                         f"voice {voice}" if voice else "no counts")
+            self._notified(event)
         elif isinstance(event, SubscriptionFailed):
             self.status.reason = event.reason
         elif isinstance(event, Subscribed):
@@ -344,3 +339,52 @@ def _shown_state(sub: Subscription) -> str:
     if state in (SubState.SUBSCRIBED, SubState.REFRESHING):
         return sub.status.substate or "active"
     return str(state.value)
+
+
+class VoicemailSubscriber(EventSubscriber):
+    """Drives one line's ``message-summary`` subscription (see the module docstring)."""
+
+    status: MwiStatus
+
+    def __init__(
+        self,
+        number: int,
+        resource: Uri,
+        subscriber: NameAddr,
+        *,
+        contact_user: str,
+        core: Callable[[], UserAgentCore | None],
+        now: Callable[[], float],
+        pump: Callable[[], None],
+        route: Route,
+        changed: Callable[[], None],
+        random_bits: Callable[[int], int],
+        authorize: Any = None,
+        status: MwiStatus | None = None,
+        expires: int = MWI_EXPIRES,
+        retry_base: float = 30.0,
+        retry_max: float = 1200.0,
+    ) -> None:
+        config = SubscriptionConfig(
+            resource,
+            subscriber,
+            EVENT_PACKAGE,
+            accept=(CONTENT_TYPE,),
+            expires=expires,
+            retry_base=retry_base,
+            retry_max=retry_max,
+            parse_body=MessageSummary.parse,
+        )
+        super().__init__(
+            number, config, status if status is not None else MwiStatus(),
+            contact_user=contact_user, core=core, now=now, pump=pump, route=route,
+            changed=changed, random_bits=random_bits, authorize=authorize, label="mwi",
+        )
+
+    def _notified(self, event: Notified) -> None:
+        if isinstance(event.content, MessageSummary):
+            self.status.apply(event.content, "subscription")
+            voice = event.content.voice
+            log.info("[ext%d] voicemail: %s, %s", self.number,
+                     "waiting" if event.content.messages_waiting else "none waiting",
+                     f"voice {voice}" if voice else "no counts")

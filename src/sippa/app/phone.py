@@ -35,10 +35,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sippa.app.blf import BlfStatus, BlfSubscriber, parse_extended_function
 from sippa.app.call import Call, CallState, stream_config
 from sippa.app.history import CallHistory, HistoryEntry
 from sippa.app.line import Line, LineConfig, split_host_port
-from sippa.app.mwi import MwiStatus, VoicemailSubscriber, same_flow
+from sippa.app.mwi import EventSubscriber, MwiStatus, VoicemailSubscriber, same_flow
 from sippa.app.register import make_authorize
 from sippa.app.security import (
     MediaFacts,
@@ -47,6 +48,7 @@ from sippa.app.security import (
     check_answer,
     plan_offer,
 )
+from sippa.app.settings import BLF_KEY_COUNT
 from sippa.app.store import ConfigStore, Key
 from sippa.app.trace import TraceEntry, TraceStore
 from sippa.errors import LocalProtocolError, ProtocolError
@@ -77,6 +79,7 @@ from sippa.sdp import (
     SrtpPolicy,
 )
 from sippa.sip.core import CoreConfig, UserAgentCore, default_port
+from sippa.sip.dialog_info import EVENT_PACKAGE as DIALOG_PACKAGE
 from sippa.sip.digest import DigestClient
 from sippa.sip.digest_server import DigestVerifier
 from sippa.sip.events import (
@@ -399,10 +402,13 @@ class Phone:
         if not cfg.enabled:
             line.mwi = MwiStatus()
         self._make_voicemail(line)
+        self._make_blf(line)
         if not cfg.registers or self.endpoint is None or self._resolver is None:
             self._restrict(line)
             if line.voicemail is not None:
                 line.voicemail.start()  # no registration to wait for
+            for key in line.blf_subscribers.values():
+                key.start()
             self._emit(LineChanged(cfg.number, line.as_dict()))
             return
         authorize = self._line_authorize(cfg)
@@ -457,6 +463,14 @@ class Phone:
                 if local and local != line.mwi_flow:
                     # re-registered over a new flow: tell the notifier our new Contact
                     self._loop.call_soon(voicemail.refresh)
+        if isinstance(event, Registered) and line is not None and self._loop is not None:
+            local = line.registrar.status.local if line.registrar is not None else None
+            moved = line.blf_flow is not None and bool(local) and local != line.blf_flow
+            for key in line.blf_subscribers.values():
+                if not key.started:
+                    self._loop.call_soon(key.start)  # over the flow just opened
+                elif moved:
+                    self._loop.call_soon(key.refresh)
         self._line_event(number)
 
     def _follow_flow(self, line: Line, *, registered: bool = False) -> None:
@@ -548,8 +562,7 @@ class Phone:
         of our subscriptions names its Call-ID and our tag (random, unguessable off the path):
         it may come from a voicemail server that is not the line's proxy."""
         if request.method == "NOTIFY" and any(
-            line.voicemail is not None and line.voicemail.matches(request)
-            for line in self.lines.values()
+            sub.matches(request) for sub in self._subscriptions()
         ):
             return Screen.ACCEPT
         return self.restriction.check(self._incoming_line(request), request.method, source, now)
@@ -610,8 +623,94 @@ class Phone:
             retry_max=float(self.store.get("reg_retry_long_intvl")),
         )
 
+    def _subscriptions(self) -> list[EventSubscriber]:
+        """Every subscription of every line (voicemail, BLF keys)."""
+        subs: list[EventSubscriber] = []
+        for line in self.lines.values():
+            if line.voicemail is not None:
+                subs.append(line.voicemail)
+            subs.extend(line.blf_subscribers.values())
+        return subs
+
+    # --- busy lamp field (RFC 4235 dialog) -------------------------------------------------
+    def _make_blf(self, line: Line) -> None:
+        """The line keys' BLF subscriptions: line 1 has them (Extended_Function_k_)."""
+        line.blf = []
+        line.blf_subscribers = {}
+        cfg = line.config
+        if cfg.number != 1:
+            return
+        usable = cfg.enabled and bool(cfg.user_id) and bool(cfg.proxy)
+        for k in range(1, BLF_KEY_COUNT + 1):
+            text = str(self.store.get(f"extended_function_{k}"))
+            try:
+                function = parse_extended_function(text)
+                if function is None:
+                    continue
+                resource = function.resource(cfg.domain, cfg.transport == "TLS")
+            except (ValueError, ProtocolError) as exc:
+                why = exc.reason if isinstance(exc, ProtocolError) else str(exc)
+                line.blf.append(BlfStatus(k, f"Key {k}", text, reason=f"bad setting: {why}"))
+                continue
+            status = BlfStatus(k, function.label, str(resource))
+            line.blf.append(status)
+            if not usable or self.endpoint is None:
+                status.reason = "Ext 1 has no proxy and user" if not usable else None
+                continue
+            line.blf_subscribers[k] = BlfSubscriber(
+                cfg.number,
+                status,
+                resource,
+                NameAddr(cfg.display_name or None, cfg.aor),
+                contact_user=cfg.user_id or "sippa",
+                core=lambda: self.core,
+                now=self._now,
+                pump=self._pump,
+                route=functools.partial(self._subscription_route, cfg, "blf_flow"),
+                changed=functools.partial(self._line_event, cfg.number),
+                random_bits=secrets.randbits,
+                authorize=self._line_authorize(cfg),
+                retry_base=float(self.store.get("reg_retry_intvl")),
+                retry_max=float(self.store.get("reg_retry_long_intvl")),
+            )
+
+    async def _stop_blf(self, line: Line) -> None:
+        keys = line.blf_subscribers  # stay reachable for their answers while they unsubscribe
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(key.stop(timeout=2.0) for key in keys.values()))
+        line.blf_subscribers = {}
+
+    async def _redo_blf(self) -> None:
+        line = self.lines.get(1)
+        if line is None:
+            return
+        await self._stop_blf(line)
+        self._make_blf(line)
+        registrar = line.registrar
+        if registrar is None or registrar.status.registered:
+            for key in line.blf_subscribers.values():
+                key.start()
+        self._line_event(1)
+
+    def _on_dialog_notify(self, event: RequestReceived, now: float) -> None:
+        """``NOTIFY Event: dialog`` of a BLF key's subscription; else 481."""
+        assert self.core is not None
+        for line in self.lines.values():
+            for key in line.blf_subscribers.values():
+                status = key.on_notify(event.request)
+                if status is not None:
+                    self.core.respond(event.transaction, status, now)
+                    return
+        log.info("NOTIFY dialog from %s refused: no such subscription", event.source)
+        self.core.respond(event.transaction, 481, now)
+
     async def _voicemail_route(
         self, cfg: LineConfig, uri: Uri, initial: bool
+    ) -> tuple[Uri | None, NameAddr | None]:
+        return await self._subscription_route(cfg, "mwi_flow", uri, initial)
+
+    async def _subscription_route(
+        self, cfg: LineConfig, flow_attr: str, uri: Uri, initial: bool
     ) -> tuple[Uri | None, NameAddr | None]:
         """First hop and Contact of a line's SUBSCRIBE. The first hop is found as for a call
         to ``uri`` (the registration flow when the line is registered and ``uri`` is in its
@@ -626,7 +725,7 @@ class Phone:
                 if not cfg.tls_name_validate:
                     self._insecure_names.add(server_name)
         line = self.lines[cfg.number]
-        line.mwi_flow = None
+        setattr(line, flow_attr, None)
         st = line.registrar.status if line.registrar is not None else None
         if st is None or not st.registered or not st.local or not st.target:
             return hop, None
@@ -641,7 +740,7 @@ class Phone:
             (("transport", "tcp"),) if kind == "TCP" else ()
         )
         flow = Uri(scheme, cfg.user_id or "sippa", None, host.strip("[]"), int(port), params)
-        line.mwi_flow = st.local
+        setattr(line, flow_attr, st.local)
         return hop, NameAddr(None, flow)
 
     def _on_mwi_notify(self, event: RequestReceived, now: float) -> None:
@@ -700,6 +799,7 @@ class Phone:
             with contextlib.suppress(Exception):
                 await voicemail.stop(timeout=2.0)
             line.voicemail = None
+        await self._stop_blf(line)
         registrar, line.registrar = line.registrar, None
         if registrar is not None:
             with contextlib.suppress(Exception):
@@ -729,6 +829,7 @@ class Phone:
         redo_mwi = {n for (key, n) in changes if n and key in _MWI_KEYS} - redo
 
         timers = any(key in _SESSION_TIMER_KEYS for key, _ in changes)
+        blf = any(key.startswith("extended_function_") for key, _ in changes) and 1 not in redo
 
         def apply() -> None:
             if timers:
@@ -736,6 +837,8 @@ class Phone:
             task = loop.create_task(self._apply_settings(lines, redo, redo_mwi))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if blf:
+                self._spawn(self._redo_blf())
 
         loop.call_soon_threadsafe(apply)
 
@@ -1319,10 +1422,8 @@ class Phone:
                 "no response (timeout)" if isinstance(event, TransactionTimeout)
                 else f"cannot reach {event.destination.host}:{event.destination.port}"
             )
-            for line in self.lines.values():
-                if line.voicemail is not None and line.voicemail.on_failure(
-                    event.transaction, reason
-                ):
+            for sub in self._subscriptions():
+                if sub.on_failure(event.transaction, reason):
                     break
         elif isinstance(event, FlowLost):
             log.info("flow lost: %s (%s)", event.peer, event.reason)
@@ -1606,6 +1707,8 @@ class Phone:
             self._on_resync_notify(event, now)
         elif method == "NOTIFY" and _event_package(request) == MWI_PACKAGE:
             self._on_mwi_notify(event, now)
+        elif method == "NOTIFY" and _event_package(request) == DIALOG_PACKAGE:
+            self._on_dialog_notify(event, now)
         elif method in ("NOTIFY", "OPTIONS", "MESSAGE"):
             self.core.respond(event.transaction, 200, now)
         else:
@@ -1681,10 +1784,8 @@ class Phone:
             await self.hangup(call_id, reason=reason)
 
     def _on_response(self, event: ResponseReceived) -> None:
-        for line in self.lines.values():
-            if line.voicemail is not None and line.voicemail.on_response(
-                event.transaction, event.response
-            ):
+        for sub in self._subscriptions():
+            if sub.on_response(event.transaction, event.response):
                 return
         response = event.response
         if response.cseq.method == "REFER" and response.status_code >= 300:

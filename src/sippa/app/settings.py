@@ -77,7 +77,7 @@ class Setting:
     cisco: str
     """Cisco flat-profile element; per-line names contain ``{n}`` for the line number."""
     page: str
-    """Web page: System, SIP, Provisioning, User or Ext."""
+    """Web page: System, SIP, Provisioning, User, Phone or Ext."""
     section: str
     label: str
     kind: Kind
@@ -160,6 +160,12 @@ def _check_voice_mail_server(value: Value) -> str | None:
         except ProtocolError as exc:
             return f"not a SIP URI: {exc.reason}"
     return _check_host_port(value)
+
+
+def _check_extended_function(value: Value) -> str | None:
+    from sippa.app.blf import check_extended_function  # noqa: PLC0415 - app imports settings
+
+    return check_extended_function(value)
 
 
 def _check_url(value: Value) -> str | None:
@@ -360,6 +366,19 @@ _USER = [
        "Call waiting: a second call may ring while one is up.", access=Access.RW),
 ]
 
+# Voice > Phone > Line Key n, as on the Cisco phone: line keys are the phone's, not a line's
+# (n is the key, not the Ext), so these are global settings named Extended_Function_1_ to _8_.
+BLF_KEY_COUNT = 8
+_PHONE = [
+    _s(f"extended_function_{k}", f"Extended_Function_{k}_", "Phone", f"Line Key {k}",
+       "Extended Function", Kind.STR, "",
+       "Busy lamp field of this key (RFC 4235): fnc=blf (+sd+cp, as on a Cisco phone);"
+       "sub=whom it watches (user@$PROXY, a bare user or a sip: URI; $PROXY is Ext 1's "
+       "domain); nme=its label. Example: fnc=blf+sd+cp;sub=bob@$PROXY;nme=Bob. The key "
+       "subscribes over Ext 1.", access=Access.RW, check=_check_extended_function)
+    for k in range(1, BLF_KEY_COUNT + 1)
+]
+
 _LINE = [
     _s("line_enable", "Line_Enable_{n}_", "Ext", "General", "Line Enable", Kind.BOOL, False,
        "Use this line.", access=Access.RO),
@@ -451,7 +470,9 @@ _LINE = [
 for _line_setting in _LINE:
     object.__setattr__(_line_setting, "per_line", True)
 
-SCHEMA: dict[str, Setting] = {s.key: s for s in (*_SYSTEM, *_SIP, *_PROVISIONING, *_USER, *_LINE)}
+SCHEMA: dict[str, Setting] = {
+    s.key: s for s in (*_SYSTEM, *_SIP, *_PROVISIONING, *_USER, *_PHONE, *_LINE)
+}
 
 _BY_CISCO: dict[str, Setting] = {s.cisco: s for s in SCHEMA.values()}
 
