@@ -106,12 +106,16 @@ class KamailioSettings:
     workers: int = 4
     mwi: bool = False
     """Also a message-summary presence server (presence + presence_mwi over db_text)."""
+    blf: bool = False
+    """Also a dialog presence server (presence_dialoginfo) fed by pua_dialoginfo with the
+    calls it relays (RFC 4235 busy lamp field)."""
     # RFC 4028: load dialog + sst and answer 422 to INVITEs asking less than this Min-SE
     sst_min_se: int | None = None
 
     def key(self) -> tuple[object, ...]:
         return (
             self.mwi,
+            self.blf,
             self.sst_min_se,
             self.auth_mode,
             self.tls_method,
@@ -199,6 +203,10 @@ class Kamailio(PeerHarness):
             defines["SECOND_ALG"] = f'"{second}"'
         if s.mwi:
             defines["WITH_MWI"] = "1"
+        if s.blf:
+            defines["WITH_BLF"] = "1"
+            defines["PRESENCE_SERVER"] = f'"sip:{LOOPBACK}:{self.sip_port}"'
+        if s.mwi or s.blf:
             defines["DB_URL"] = f'"text://{self._presence_tables()}"'
         if s.sst_min_se is not None:
             defines["SST_MIN_SE"] = str(s.sst_min_se)
@@ -225,7 +233,7 @@ class Kamailio(PeerHarness):
         if tables.exists():
             shutil.rmtree(tables)
         tables.mkdir()
-        for name in ("version", "presentity", "active_watchers", "watchers"):
+        for name in ("version", "presentity", "active_watchers", "watchers", "pua"):
             if not (source / name).is_file():
                 message = f"{source / name} missing: install kamailio (db_text tables)"
                 if in_ci():
@@ -267,7 +275,7 @@ class Kamailio(PeerHarness):
             if in_ci():
                 pytest.fail(message)
             pytest.skip(message)
-        if self.settings.mwi and not any(
+        if (self.settings.mwi or self.settings.blf) and not any(
             Path("/usr/lib").glob("*/kamailio/modules/presence_mwi.so")
         ):
             message = (

@@ -188,3 +188,12 @@ def test_extension_elements_are_ignored() -> None:
     )
     (d,) = parse_dialog_info(body).dialogs
     assert d.state == "early"
+
+
+def test_cleared_state_is_idle_and_takes_a_partial_update() -> None:
+    state = DialogInfoState()
+    state.clear()
+    assert state.lamp is Lamp.IDLE
+    # after a NOTIFY without a body, the next document is taken whatever its version
+    assert state.apply(parse_dialog_info(RFC_CONFIRMED_PARTIAL)) is Applied.APPLIED
+    assert state.lamp is Lamp.BUSY

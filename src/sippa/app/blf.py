@@ -228,6 +228,11 @@ class BlfSubscriber(EventSubscriber):
             # RFC 4235 §4.1.2: versions count within one subscription
             self._call_id = sub.call_id
             st.dialogs.reset()
+        if event.content is None and event.state != "terminated":
+            st.dialogs.clear()  # no state at the notifier: no dialogs
+            if st.show():
+                log.info("[ext%d blf%d] %s: %s", self.number, st.key, st.uri, st.lamp.value)
+            return
         if not isinstance(event.content, DialogInfo):
             return
         outcome = st.dialogs.apply(event.content)

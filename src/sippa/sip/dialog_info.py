@@ -271,6 +271,13 @@ class DialogInfoState:
         self.entity = None
         self.dialogs = None
 
+    def clear(self) -> None:
+        """The notifier knows no dialogs (a NOTIFY without a body, RFC 6665 §4.1.3: no
+        state; Kamailio's presence_dialoginfo sends that for a resource never published):
+        idle, and the next document is taken whatever its version."""
+        self.version = None
+        self.dialogs = {}
+
     def apply(self, info: DialogInfo) -> Applied:
         # RFC 4235 §4.1.2: "If the version number is less than or equal to the local
         # version, the document is discarded"; a partial one must follow the local version
@@ -279,7 +286,9 @@ class DialogInfoState:
             return Applied.STALE
         if info.full:
             self.dialogs = {}
-        elif self.dialogs is None or self.version is None or info.version != self.version + 1:
+        elif self.dialogs is None or (
+            self.version is not None and info.version != self.version + 1
+        ):
             return Applied.NEED_FULL
         assert self.dialogs is not None
         for entry in info.dialogs:
