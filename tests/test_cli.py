@@ -27,7 +27,13 @@ def test_status_shows_the_voicemail_light(capsys, monkeypatch, tmp_path) -> None
            "subscription": "active", "reason": None}
     answer = {"ok": True, "calls": [], "lines": [
         {"line": 1, "enabled": True, "aor": "sips:alice@example.test", "registered": True,
-         "state": "registered", "reason": None, "tls": None, "mwi": mwi},
+         "state": "registered", "reason": None, "tls": None, "mwi": mwi,
+         "blf": [{"key": 1, "label": "Bob", "uri": "sip:bob@example.test", "lamp": "unknown",
+                  "subscription": "given-up", "reason": "489 Bad Event", "remote": None,
+                  "updated": None},
+                 {"key": 2, "label": "Carol", "uri": "sip:carol@example.test",
+                  "lamp": "ringing", "subscription": "active", "reason": None,
+                  "remote": "Dave", "updated": 1.0}]},
         {"line": 2, "enabled": True, "aor": "sips:bob@example.test", "registered": False,
          "state": "backoff", "reason": None, "tls": None,
          "mwi": {**mwi, "updated": None, "subscription": "given-up",
@@ -38,3 +44,6 @@ def test_status_shows_the_voicemail_light(capsys, monkeypatch, tmp_path) -> None
     out = capsys.readouterr().out
     assert "line 1: sips:alice@example.test registered\n  Voicemail: 2 new, 8 old\n" in out
     assert "  Voicemail: given-up (489 Bad Event)\n" in out
+    assert ("  key 1 Bob: unknown (subscription given-up: 489 Bad Event) "
+            "[sip:bob@example.test]\n") in out
+    assert "  key 2 Carol: ringing (from Dave) [sip:carol@example.test]\n" in out

@@ -34,7 +34,10 @@ class FakePhone:
                  "mwi": {"messages_waiting": True, "new": 2, "old": 8, "new_urgent": 1,
                          "old_urgent": 0, "account": "sip:alice@example.test",
                          "updated": 1700000000.0, "source": "subscription",
-                         "subscription": "active", "reason": None}}]
+                         "subscription": "active", "reason": None},
+                 "blf": [{"key": 1, "label": "Bob", "uri": "sips:bob@example.test",
+                          "lamp": "busy", "subscription": "active", "reason": None,
+                          "remote": "Carol", "updated": 1700000000.0}]}]
 
     def calls(self) -> list[dict[str, Any]]:
         return list(self.active.values())

@@ -32,6 +32,8 @@ async def test_status_and_lines(client: httpx.AsyncClient, admin_token: dict[str
     mwi = body["lines"][0]["mwi"]  # the voicemail light
     assert mwi["messages_waiting"] is True and (mwi["new"], mwi["old"]) == (2, 8)
     assert mwi["subscription"] == "active" and mwi["updated"] == 1700000000.0
+    (key,) = body["lines"][0]["blf"]  # a busy lamp field key
+    assert (key["key"], key["label"], key["lamp"], key["remote"]) == (1, "Bob", "busy", "Carol")
 
 
 async def test_lines_without_a_phone(ctx: WebContext, client: httpx.AsyncClient,
@@ -42,7 +44,7 @@ async def test_lines_without_a_phone(ctx: WebContext, client: httpx.AsyncClient,
     assert lines[0] == {"line": 1, "enabled": True, "aor": "alice@pbx.test", "registered": False,
                         "state": "not running", "reason": "the phone is not running",
                         "source_restriction": None,
-                        "mwi": None}
+                        "mwi": None, "blf": []}
     r = await client.post("/api/v1/calls", json={"target": "bob"}, headers=admin_token)
     assert r.status_code == 503
 

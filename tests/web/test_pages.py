@@ -20,7 +20,7 @@ from tests.web.conftest import (
 )
 
 PAGES = ["/", "/phone", "/settings/system", "/settings/sip", "/settings/provisioning",
-         "/settings/user", "/ext/1", "/ext/2", "/trust", "/tokens"]
+         "/settings/user", "/settings/phone", "/ext/1", "/ext/2", "/trust", "/tokens"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -197,6 +197,22 @@ async def test_a_valid_save_applies_live(admin: httpx.AsyncClient, store: Config
     assert r.status_code == 303 and store.get("password", 2) == "digest-secret"
 
 
+async def test_line_keys_page_validates_extended_functions(
+    user: httpx.AsyncClient, store: ConfigStore
+) -> None:
+    nav = (await user.get("/")).text
+    assert 'href="/settings/phone"' in nav and ">Line Keys<" in nav
+    page = await user.get("/settings/phone")
+    assert "Line Key 8" in page.text and 'name="Extended_Function_1_"' in page.text
+    token = await csrf_of(user)
+    r = await user.post("/settings/phone", data={"csrf": token, "Extended_Function_1_": "fnc=sd"})
+    assert r.status_code == 422 and "fnc must include blf" in r.text
+    assert store.get("extended_function_1") == ""
+    value = "fnc=blf+sd+cp;sub=bob@$PROXY;nme=Bob"
+    r = await user.post("/settings/phone", data={"csrf": token, "Extended_Function_1_": value})
+    assert r.status_code == 303 and store.get("extended_function_1") == value
+
+
 async def test_admin_password_change_uses_the_policy_and_a_hash(
     admin: httpx.AsyncClient, store: ConfigStore, accounts: Accounts
 ) -> None:
@@ -277,6 +293,9 @@ async def test_info_and_phone_pages(admin: httpx.AsyncClient) -> None:
     # the voicemail light of the line
     assert 'class="mwi waiting" role="status">Voicemail: 2 new (1 urgent), 8 old<' in page.text
     assert "2 new (1 urgent), 8 old</td>" in info.text
+    # the busy lamp field key
+    assert '<li data-key="1" title="sips:bob@example.test">' in page.text
+    assert 'class="lamp lamp-busy"' in page.text and "Bob: on a call (with Carol)<" in page.text
     js = await admin.get("/static/phone.js")
     assert js.status_code == 200 and "EventSource" in js.text
 

@@ -42,6 +42,7 @@ __all__ = [
     "BlfStatus",
     "BlfSubscriber",
     "ExtendedFunction",
+    "blf_text",
     "check_extended_function",
     "parse_extended_function",
 ]
@@ -178,6 +179,24 @@ class BlfStatus:
         self.lamp, self.remote = lamp, remote
         self.updated = time.time()
         return True
+
+
+_LAMP_WORDS = {"idle": "idle", "ringing": "ringing", "busy": "on a call", "unknown": "unknown"}
+
+
+def blf_text(key: dict[str, Any]) -> str:
+    """What a person reads about a BLF key (web page, CLI), from :meth:`BlfStatus.as_dict`:
+    ``Bob: on a call (with Carol)``, ``Bob: unknown (subscription backoff: 489 Bad Event)``."""
+    lamp = str(key.get("lamp") or "unknown")
+    text = f"{key.get('label')}: {_LAMP_WORDS.get(lamp, lamp)}"
+    if lamp in ("ringing", "busy") and key.get("remote"):
+        text += f" ({'from' if lamp == 'ringing' else 'with'} {key['remote']})"
+    elif lamp == "unknown":
+        why = [str(key.get("subscription") or "off")]
+        if key.get("reason"):
+            why.append(str(key["reason"]))
+        text += f" (subscription {': '.join(why)})"
+    return text
 
 
 class BlfSubscriber(EventSubscriber):

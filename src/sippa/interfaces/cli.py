@@ -388,6 +388,7 @@ def _run_status(args: argparse.Namespace) -> int:
     answer = _daemon(args, request) or _in_process(args, request, wait=args.wait)
 
     def show(a: dict[str, Any]) -> None:
+        from sippa.app.blf import blf_text  # noqa: PLC0415
         from sippa.app.mwi import voicemail_text  # noqa: PLC0415
 
         for line in a["lines"]:
@@ -399,6 +400,8 @@ def _run_status(args: argparse.Namespace) -> int:
             voicemail = voicemail_text(line.get("mwi"))
             if voicemail:
                 print(f"  {voicemail}")
+            for key in line.get("blf") or ():
+                print(f"  key {key['key']} {blf_text(key)} [{key['uri']}]")
             tls = line.get("tls")
             if tls:
                 checked = "validated" if tls["verified"] else "NOT validated"

@@ -85,6 +85,21 @@ class MwiOut(BaseModel):
     reason: str | None = Field(None, description="why the subscription failed or ended")
 
 
+class BlfKeyOut(BaseModel):
+    """A busy lamp field line key (RFC 4235 dialog state of a watched URI)."""
+
+    key: int = Field(description="line key number (Extended_Function_<key>_)")
+    label: str = Field(description="nme= of the key, else the watched user")
+    uri: str = Field(description="the watched resource")
+    lamp: str = Field("unknown", description="idle, ringing, busy or unknown")
+    subscription: str = Field("off", description="off, subscribing, active, pending, "
+                              "backoff, given-up, stopped...")
+    reason: str | None = Field(None, description="why the subscription failed, or a bad "
+                               "setting")
+    remote: str | None = Field(None, description="who rings or talks with the watched URI")
+    updated: float | None = Field(None, description="Unix time of the last lamp change")
+
+
 class LineOut(BaseModel):
     model_config = {"extra": "allow"}
     line: int
@@ -95,6 +110,8 @@ class LineOut(BaseModel):
     reason: str | None = None
     source_restriction: SourceRestrictionOut | None = None
     mwi: MwiOut | None = None
+    blf: list[BlfKeyOut] = Field(default_factory=list,
+                                 description="busy lamp field keys (line 1 has them)")
 
 
 class StatusOut(BaseModel):

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from sippa import __version__
 from sippa.app.accounts import LockedOut, PasswordRejected
+from sippa.app.blf import blf_text
 from sippa.app.mwi import voicemail_text
 from sippa.app.settings import SCHEMA
 from sippa.app.webserver import MAX_CA_UPLOAD, CertificateError
@@ -40,15 +41,19 @@ def _when(epoch: object) -> str:
 
 templates.env.filters["when"] = _when
 templates.env.filters["voicemail"] = voicemail_text
+templates.env.filters["blf"] = blf_text
 
-SETTINGS_PAGES = ("System", "SIP", "Provisioning", "User")
+SETTINGS_PAGES = ("System", "SIP", "Provisioning", "User", "Phone")
+# the settings page "Phone" (Cisco's Voice > Phone tab: line keys) is named apart from the
+# phone page (/phone) in the navigation
+_NAV_LABELS = {"Phone": "Line Keys"}
 
 
 def _nav(ctx: WebContext, who: Principal) -> list[tuple[str, str]]:
     items = [("Info", "/"), ("Phone", "/phone")]
     for page in SETTINGS_PAGES:
         if any(s.page == page and can_see(who.role, s) for s in SCHEMA.values()):
-            items.append((page, f"/settings/{page.lower()}"))
+            items.append((_NAV_LABELS.get(page, page), f"/settings/{page.lower()}"))
     items += [(f"Ext {n}", f"/ext/{n}") for n in range(1, ctx.store.lines + 1)]
     items.append(("Trust anchors", "/trust"))
     if who.is_admin:

@@ -190,6 +190,29 @@
       mwi.textContent = voicemailText(l.mwi);
       mwi.classList.toggle("waiting", Boolean(l.mwi && l.mwi.messages_waiting));
     }
+    (l.blf || []).forEach(updateKey);
+  }
+
+  function updateKey(k) {
+    const li = document.querySelector(`#blf-list li[data-key="${k.key}"]`);
+    if (!li) return;
+    li.title = k.uri;
+    const lamp = li.querySelector(".lamp");
+    lamp.className = `lamp lamp-${k.lamp}`;
+    li.querySelector(".text").textContent = blfText(k);
+  }
+
+  // the same words as sippa.app.blf.blf_text (the server-rendered page)
+  function blfText(k) {
+    const words = { idle: "idle", ringing: "ringing", busy: "on a call", unknown: "unknown" };
+    const lamp = k.lamp || "unknown";
+    let text = `${k.label}: ${words[lamp] || lamp}`;
+    if ((lamp === "ringing" || lamp === "busy") && k.remote) {
+      text += ` (${lamp === "ringing" ? "from" : "with"} ${k.remote})`;
+    } else if (lamp === "unknown") {
+      text += ` (subscription ${k.subscription || "off"}${k.reason ? ": " + k.reason : ""})`;
+    }
+    return text;
   }
 
   // the same words as sippa.app.mwi.voicemail_text (the server-rendered page)
