@@ -14,7 +14,7 @@ from sippa.app.blf import blf_text, parse_extended_function
 from sippa.app.settings import SettingError
 from sippa.sip.dialog_info import Lamp
 from sippa.sip.digest_server import DigestVerifier
-from sippa.sip.message import Response
+from sippa.sip.message import Request, Response, parse_message
 from tests.app.test_mwi import Notifier, _phone, _store, _until
 
 pytestmark = pytest.mark.timeout(60)
@@ -120,6 +120,15 @@ async def test_key_subscribes_and_follows_the_dialogs() -> None:
             assert (await notifier.notify_dialog(bomb)).status_code == 400
             wrong = await notifier.notify_dialog(_doc(9), content_type="text/plain")
             assert wrong.status_code == 415
+            assert key.lamp is Lamp.BUSY
+            # a NOTIFY outside the key's subscription (another Call-ID): 481, nothing changes
+            real = notifier.subscribe
+            stranger = parse_message(bytes(real))
+            assert isinstance(stranger, Request)
+            stranger.headers.set("Call-ID", "not-a-subscription")
+            notifier.subscribe = stranger
+            assert (await notifier.notify_dialog(_doc(20))).status_code == 481
+            notifier.subscribe = real
             assert key.lamp is Lamp.BUSY
             # a partial document after a gap: ignored, and a refresh asks for the full state
             before = len(notifier.expires)
