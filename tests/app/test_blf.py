@@ -106,6 +106,7 @@ async def test_key_subscribes_and_follows_the_dialogs() -> None:
             assert (await notifier.notify_dialog(_doc(1, RINGING))).status_code == 200
             assert (key.lamp, key.remote) == (Lamp.RINGING, "Carol")
             shown = phone.status()["lines"][0]["blf"]
+            assert shown[0]["speed_dial"] is True  # fnc=blf+sd+cp
             assert shown[0]["lamp"] == "ringing" and blf_text(shown[0]) == (
                 "Bob: ringing (from Carol)")
             partial = _doc(2, TALKING, "partial")

@@ -37,7 +37,8 @@ class FakePhone:
                          "subscription": "active", "reason": None},
                  "blf": [{"key": 1, "label": "Bob", "uri": "sips:bob@example.test",
                           "lamp": "busy", "subscription": "active", "reason": None,
-                          "remote": "Carol", "updated": 1700000000.0}]}]
+                          "remote": "Carol", "updated": 1700000000.0,
+                          "speed_dial": True}]}]
 
     def calls(self) -> list[dict[str, Any]]:
         return list(self.active.values())

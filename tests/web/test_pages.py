@@ -296,6 +296,8 @@ async def test_info_and_phone_pages(admin: httpx.AsyncClient) -> None:
     # the busy lamp field key
     assert '<li data-key="1" title="sips:bob@example.test">' in page.text
     assert 'class="lamp lamp-busy"' in page.text and "Bob: on a call (with Carol)<" in page.text
+    assert '<button type="button" class="key-dial" data-target="sips:bob@example.test">' in (
+        page.text)
     js = await admin.get("/static/phone.js")
     assert js.status_code == 200 and "EventSource" in js.text
 

@@ -152,6 +152,8 @@ class BlfStatus:
     identity), when the notifier says."""
     updated: float | None = None
     """Wall-clock time of the last lamp change."""
+    speed_dial: bool = False
+    """``fnc`` has ``sd``: the key calls the watched URI (the phone page's Call button)."""
     dialogs: DialogInfoState = field(default_factory=DialogInfoState)
 
     def as_dict(self) -> dict[str, Any]:
@@ -164,6 +166,7 @@ class BlfStatus:
             "reason": self.reason,
             "remote": self.remote,
             "updated": self.updated,
+            "speed_dial": self.speed_dial,
         }
 
     def show(self) -> bool:

@@ -652,7 +652,8 @@ class Phone:
                 why = exc.reason if isinstance(exc, ProtocolError) else str(exc)
                 line.blf.append(BlfStatus(k, f"Key {k}", text, reason=f"bad setting: {why}"))
                 continue
-            status = BlfStatus(k, function.label, str(resource))
+            status = BlfStatus(k, function.label, str(resource),
+                               speed_dial="sd" in function.functions)
             line.blf.append(status)
             if not usable or self.endpoint is None:
                 status.reason = "Ext 1 has no proxy and user" if not usable else None

@@ -98,6 +98,7 @@ class BlfKeyOut(BaseModel):
                                "setting")
     remote: str | None = Field(None, description="who rings or talks with the watched URI")
     updated: float | None = Field(None, description="Unix time of the last lamp change")
+    speed_dial: bool = Field(False, description="fnc has sd: the key calls uri")
 
 
 class LineOut(BaseModel):

@@ -230,6 +230,18 @@
     return "Voicemail: no new messages" + (m.old ? ` (${m.old} old)` : "");
   }
 
+  // a BLF key with speed dial (fnc=...+sd) calls the watched URI on line 1
+  const keys = document.getElementById("blf-list");
+  if (keys) keys.addEventListener("click", async (ev) => {
+    const button = ev.target.closest("button.key-dial");
+    if (!button) return;
+    showError("");
+    try {
+      await api("POST", "/calls", { target: button.dataset.target, line: 1 });
+      await refresh();
+    } catch (e) { showError(e.message); }
+  });
+
   document.getElementById("dial-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     showError("");
