@@ -348,3 +348,33 @@ def test_voicemail_text() -> None:
     assert voicemail_text(status.as_dict()) == "Voicemail: 1 new"
     status.apply(MessageSummary(False, None, {"voice-message": MessageCounts(0, 4)}), "x")
     assert voicemail_text(status.as_dict()) == "Voicemail: no new messages (4 old)"
+
+
+@pytest.mark.parametrize("event", ["presence", "keep-alive", None])
+async def test_notify_of_a_package_we_do_not_subscribe_to_gets_489(event: str | None) -> None:
+    """RFC 6665 §8.2.1: not 200 for an event the phone knows nothing of."""
+    store = ConfigStore(":memory:", lines=1)
+    store.update({("line_enable", 1): True, ("user_id", 1): "alice"})  # no proxy: direct
+    phone = _phone(store)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        async with phone:
+            host, port = phone.local["udp"]
+            me = sock.getsockname()[1]
+            header = f"Event: {event}\r\n" if event else ""
+            msg = (
+                f"NOTIFY sip:alice@{host}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-ev{event}\r\n"
+                f"Max-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\n"
+                f"To: <sip:alice@{host}>\r\nCall-ID: ev-{event}\r\nCSeq: 1 NOTIFY\r\n"
+                f"{header}Subscription-State: active\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+            await loop.sock_sendto(sock, msg, (host, port))
+            resp = parse_message(await asyncio.wait_for(loop.sock_recv(sock, 65535), 5))
+            assert isinstance(resp, Response) and resp.status_code == 489
+    finally:
+        sock.close()
+        store.close()

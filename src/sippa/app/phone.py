@@ -1710,7 +1710,12 @@ class Phone:
             self._on_mwi_notify(event, now)
         elif method == "NOTIFY" and _event_package(request) == DIALOG_PACKAGE:
             self._on_dialog_notify(event, now)
-        elif method in ("NOTIFY", "OPTIONS", "MESSAGE"):
+        elif method == "NOTIFY":
+            # RFC 6665 §8.2.1: an event package we do not subscribe to (or none at all)
+            log.info("NOTIFY for event %r from %s refused (489)", _event_package(request),
+                     event.source)
+            self.core.respond(event.transaction, 489, now)
+        elif method in ("OPTIONS", "MESSAGE"):
             self.core.respond(event.transaction, 200, now)
         else:
             self.core.respond(event.transaction, 501, now)
