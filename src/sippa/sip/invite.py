@@ -319,10 +319,12 @@ class InviteSession:
         session = cls(host, handle, is_uac=True, call_id=invite.call_id)
         session.next_hop = next_hop
         session.rel100 = rel100
-        if rel100:
-            invite.headers.add("Supported", REL100)
         for name, value in session._timer_request_headers():
             invite.headers.add(name, value)
+        if rel100:
+            # one Supported header with every tag (some proxies look at the first one only)
+            tags = [t for t in invite.headers.get_all("Supported") if t.strip()]
+            invite.headers.set("Supported", ", ".join([*tags, REL100]))
         txn = host.start_transaction(invite, next_hop, session, now)
         if not isinstance(txn, InviteClientTransaction):  # pragma: no cover - host contract
             raise LocalProtocolError("INVITE needs an INVITE client transaction", 500)
