@@ -445,3 +445,35 @@ def test_unreliable_or_unasked_100rel_is_not_pracked(net: Network) -> None:
     net.run(duration=0.05)
     assert [p for p in inbox if p.method == "PRACK"] == []
     assert len(alice.of(CallRinging)) == 1
+
+
+def test_challenged_prack_is_resent_with_the_early_dialogs_next_cseq(net: Network) -> None:
+    from sippa.sip.message import Response
+    from sippa.sip.registration import Credentials
+
+    alice = net.add("alice", make_core("alice", "10.0.0.1", rel100=True))
+
+    def authorize(req: Request, challenge: Response) -> Credentials:
+        return Credentials.single("Proxy-Authorization", 'Digest username="alice"', "MD5")
+
+    alice.core.authorize = authorize
+    inbox = net.listen(PEER)
+    call = alice.core.invite(Uri.parse("sip:uas@10.0.0.9"), net.now, body=OFFER)
+    net.run(duration=0.1)
+    invite = parse_message(inbox[0].data)
+    assert isinstance(invite, Request)
+    src = inbox[0].src
+    net.inject(_reliable(invite, 180, 1), PEER, src)
+    net.run(duration=0.05)
+    prack = parse_message(next(p for p in inbox if p.method == "PRACK").data)
+    assert isinstance(prack, Request)
+    net.inject(bytes(make_response(prack, 407, to_tag="u1")), PEER, src)
+    net.run(duration=0.05)
+    pracks = [p for p in inbox if p.method == "PRACK"]
+    assert [p.header("CSeq") for p in pracks] == ["2 PRACK", "3 PRACK"]
+    assert pracks[1].header("Proxy-Authorization") is not None
+    net.inject(_reliable(invite, 200, None), PEER, src)
+    net.run(duration=0.05)
+    alice.core.bye(call, net.now)
+    net.run(duration=0.05)
+    assert next(p for p in inbox if p.method == "BYE").header("CSeq") == "4 BYE"

@@ -616,8 +616,11 @@ class UserAgentCore:
             log.info("[%s] cannot answer the challenge: %s", original.call_id, exc.reason)
             return False
         session = self._owners.get(txn.handle)
-        if session is not None and session.dialog is not None and original.to.tag is not None:
-            seq = session.dialog.next_seq()  # in-dialog: the dialog's next number (§12.2.1.1)
+        dialog = session.dialog if session is not None else None
+        if session is not None and dialog is None and original.to.tag is not None:
+            dialog = session.early_dialogs.get(original.to.tag)  # a PRACK (RFC 3262)
+        if dialog is not None and original.to.tag is not None:
+            seq = dialog.next_seq()  # in-dialog: the dialog's next number (§12.2.1.1)
         else:
             seq = original.cseq.seq + 1  # §8.1.3.5: same Call-ID, CSeq + 1
         # §22.3: credentials for other realms stay; the answered kinds are replaced
