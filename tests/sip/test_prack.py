@@ -477,3 +477,26 @@ def test_challenged_prack_is_resent_with_the_early_dialogs_next_cseq(net: Networ
     alice.core.bye(call, net.now)
     net.run(duration=0.05)
     assert next(p for p in inbox if p.method == "BYE").header("CSeq") == "4 BYE"
+
+
+def test_prack_to_the_caller_gets_481(net: Network, alice: Node) -> None:
+    inbox = net.listen(PEER)
+    call = alice.core.invite(Uri.parse("sip:uas@10.0.0.9"), net.now, body=OFFER)
+    net.run(duration=0.1)
+    invite = parse_message(inbox[0].data)
+    assert isinstance(invite, Request)
+    src = inbox[0].src
+    net.inject(_reliable(invite, 180, 1), PEER, src)
+    net.run(duration=0.05)
+    from_tag = invite.from_.tag or ""
+    stray = (
+        "PRACK sip:alice@10.0.0.1 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKstray\r\n"
+        f"From: <sip:uas@10.0.0.9>;tag=u1\r\nTo: <sip:alice@10.0.0.1>;tag={from_tag}\r\n"
+        f"Call-ID: {invite.call_id}\r\nCSeq: 7 PRACK\r\nRAck: 1 1 INVITE\r\n"
+        "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    net.inject(stray, PEER, src)
+    net.run(duration=0.05)
+    assert [p.status for p in inbox if p.status is not None] == [481]
+    assert alice.core.call_state(call) is CallState.EARLY

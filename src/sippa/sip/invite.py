@@ -1024,9 +1024,10 @@ class InviteSession:
         self, early: Dialog, txn: ServerTransaction, request: Request, now: float
     ) -> bool:
         """UAC: a request from the callee on an early dialog, our INVITE still pending."""
-        if request.method in ("BYE", "UPDATE"):
+        if request.method in ("BYE", "UPDATE", "PRACK"):
             # §15: the callee MUST NOT send a BYE on an early dialog; early UPDATE (RFC 3311)
-            # is not supported: both are refused as before early dialogs were matched
+            # is not supported: both are refused as before early dialogs were matched; and a
+            # PRACK acknowledges nothing of ours (we send no provisional as caller)
             raise RemoteProtocolError("no such dialog", 481)
         early.receive_request(request)  # may raise RemoteProtocolError(500)
         if request.method == "INVITE":
