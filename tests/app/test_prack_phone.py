@@ -128,3 +128,23 @@ async def test_auto_answer_waits_for_the_prack(phones: tuple[Phone, Phone]) -> N
     # 180 (reliable), 200 for the PRACK, then the held 200 for the INVITE
     assert sent[:3] == ["180 Ringing", "200 OK", "200 OK"], sent
     await alice.hangup(call.id)
+
+
+async def test_no_prack_ends_the_incoming_call_with_504(
+    phones: tuple[Phone, Phone], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sippa.sip.invite import InviteSession
+    from tests.app.test_session_timer_phone import shift_clock
+
+    alice, bob = phones
+    # the caller reports the reliable 180 but never PRACKs it (bob is the only UAS here)
+    monkeypatch.setattr(InviteSession, "_prack", lambda self, *args: True)
+    call, b_call = await _call(alice, bob)
+    assert "PRACK" not in _labels(alice, call.id)
+    shift_clock(bob, 33)  # past 64*T1
+    await bob.wait_call(b_call.id, lambda c: c.is_over, 5)
+    assert "no PRACK" in (b_call.end_reason or ""), b_call.as_dict()
+    await alice.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 504
+    resent = [m for m in bob.trace(b_call.id) if m.label == "180 Ringing"]
+    assert len(resent) >= 2  # retransmitted meanwhile

@@ -1783,6 +1783,7 @@ _REASONS = {
     "ack-timeout": "the other party never confirmed the call (no ACK)",
     "dialog-gone": "the other party no longer knows the call (481)",
     "session-expired": "the session expired: nobody refreshed it (RFC 4028 session timer)",
+    "prack-timeout": "the caller never acknowledged our ringing (no PRACK, RFC 3262): 504",
 }
 
 
