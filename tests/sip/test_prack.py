@@ -500,3 +500,17 @@ def test_prack_to_the_caller_gets_481(net: Network, alice: Node) -> None:
     net.run(duration=0.05)
     assert [p.status for p in inbox if p.status is not None] == [481]
     assert alice.core.call_state(call) is CallState.EARLY
+
+
+def test_unanswered_prack_times_out_without_ending_the_call(net: Network, alice: Node) -> None:
+    inbox = net.listen(PEER)
+    call = alice.core.invite(Uri.parse("sip:uas@10.0.0.9"), net.now, body=OFFER)
+    net.run(duration=0.1)
+    invite = parse_message(inbox[0].data)
+    assert isinstance(invite, Request)
+    net.inject(_reliable(invite, 183, 1), PEER, inbox[0].src)
+    net.run(duration=40)  # the PRACK's Timer F fires; the INVITE waits for its final answer
+    session = alice.core._sessions[call]
+    assert session.prack_txns == set()
+    assert len([p for p in inbox if p.method == "PRACK"]) > 1  # Timer E retransmissions
+    assert alice.core.call_state(call) is CallState.EARLY

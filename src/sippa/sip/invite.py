@@ -754,6 +754,9 @@ class InviteSession:
             self._send_bye(now)
         elif txn is self.bye_txn:
             self._bye_done(status)
+        elif txn in self.prack_txns:
+            self.prack_txns.discard(txn)  # RFC 3262 §4: the INVITE decides the call
+            log.info("[%s] our PRACK got no answer (%d); the call goes on", self.call_id, status)
         elif txn is self.server_txn and self.state is CallState.CONNECTING:
             self._ack_timeout(now)
 
@@ -1295,6 +1298,9 @@ class InviteSession:
             self.bye_txn = new
         elif old is self.update_txn:
             self.update_txn = new
+        elif old in self.prack_txns:
+            self.prack_txns.discard(old)
+            self.prack_txns.add(new)
 
 
 def redirect_targets(response: Response) -> tuple[str, ...]:
