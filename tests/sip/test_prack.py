@@ -4,6 +4,8 @@ and a hand-driven UAS for the UAC's sequence rules."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sippa.errors import RemoteProtocolError
 from sippa.sip.events import (
@@ -514,3 +516,12 @@ def test_unanswered_prack_times_out_without_ending_the_call(net: Network, alice:
     assert session.prack_txns == set()
     assert len([p for p in inbox if p.method == "PRACK"]) > 1  # Timer E retransmissions
     assert alice.core.call_state(call) is CallState.EARLY
+
+
+@given(st.text(max_size=80))
+def test_header_parsers_raise_only_protocol_errors(text: str) -> None:
+    for parse in (RAck.parse, parse_rseq):
+        try:
+            parse(text)
+        except RemoteProtocolError as exc:
+            assert exc.status_code == 400
