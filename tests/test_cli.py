@@ -38,19 +38,3 @@ def test_status_shows_the_voicemail_light(capsys, monkeypatch, tmp_path) -> None
     out = capsys.readouterr().out
     assert "line 1: sips:alice@example.test registered\n  Voicemail: 2 new, 8 old\n" in out
     assert "  Voicemail: given-up (489 Bad Event)\n" in out
-
-
-def test_status_says_when_provisional_responses_went_reliably(capsys, monkeypatch,
-                                                              tmp_path) -> None:
-    import sippa.interfaces.cli as cli
-
-    security = {"padlock": True, "transport": "TLS", "signalling_secure": True,
-                "srtp_suite": "AEAD_AES_256_GCM", "reasons": []}
-    call = {"id": "call-1", "line": 1, "direction": "outgoing", "remote": "sips:bob@x",
-            "state": "ringing", "codec": None, "dtmf_received": "", "session_timer": None,
-            "security": security, "end_reason": None, "rel100": True}
-    answer = {"ok": True, "lines": [], "calls": [call, {**call, "id": "call-2", "rel100": False}]}
-    monkeypatch.setattr(cli, "_daemon", lambda args, request, timeout=30.0: answer)
-    assert main(["status", "--db", str(tmp_path / "x.db")]) == 0
-    out = capsys.readouterr().out
-    assert out.count("provisional responses: reliable (100rel, PRACKed)") == 1
