@@ -150,9 +150,13 @@ async def test_echo_call_trace_holds_the_dialog_in_order(
     flow = [(e.direction, e.label) for e in entries]
     provisional = {("in", "100 Trying"), ("in", "180 Ringing"), ("in", "183 Session Progress")}
     assert flow[0] == ("out", "INVITE")
+    # the echo service is a sippa phone: 100rel on both sides, its 180 is PRACKed (RFC 3262)
+    # and its 2xx waits for the PRACK
     assert [f for f in flow if f not in provisional] == [
-        ("out", "INVITE"), ("in", "200 OK"), ("out", "ACK"), ("out", "BYE"), ("in", "200 OK"),
+        ("out", "INVITE"), ("out", "PRACK"), ("in", "200 OK"), ("in", "200 OK"), ("out", "ACK"),
+        ("out", "BYE"), ("in", "200 OK"),
     ], flow
+    assert flow.index(("out", "PRACK")) > flow.index(("in", "180 Ringing"))
     assert flow.index(("in", "200 OK")) > max(flow.index(p) for p in provisional & set(flow))
     assert {e.transport for e in entries} == {"TLS"}
     assert len({e.remote for e in entries}) == 1  # one TLS connection, one peer

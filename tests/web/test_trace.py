@@ -78,10 +78,10 @@ async def test_api_returns_the_calls_messages(
     assert body["id"] == call_id and body["call"]["state"] == "ended"
     entries = body["entries"]
     assert _without_provisional([e["label"] for e in entries]) == [
-        "INVITE", "200 OK", "ACK", "BYE", "200 OK"
+        "INVITE", "PRACK", "200 OK", "200 OK", "ACK", "BYE", "200 OK"
     ]
     assert [e["direction"] for e in entries if e["label"] not in PROVISIONAL] == [
-        "out", "in", "out", "out", "in"
+        "out", "out", "in", "in", "out", "out", "in"
     ]
     assert {e["transport"] for e in entries} == {"TLS"}
     assert entries[0]["text"].startswith("INVITE sip") and "inline:***" in entries[0]["text"]
@@ -114,7 +114,9 @@ async def test_page_draws_the_ladder(traced: tuple[httpx.AsyncClient, str, Accou
     assert " style=" not in text
     assert '<link rel="stylesheet" href="/static/trace.css">' in text
     labels = [html.unescape(m) for m in re.findall(r'data-label="([^"]*)"', text)]
-    assert _without_provisional(labels) == ["INVITE", "200 OK", "ACK", "BYE", "200 OK"]
+    assert _without_provisional(labels) == [
+        "INVITE", "PRACK", "200 OK", "200 OK", "ACK", "BYE", "200 OK"  # 180 PRACKed (100rel)
+    ]
     # each arrow: its label, its transport, a time offset, a link to the full message
     arrows = re.findall(r'<a href="#msg-(\d+)" class="arrow (in|out)"', text)
     assert [int(n) for n, _ in arrows] == list(range(len(labels)))

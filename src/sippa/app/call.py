@@ -130,6 +130,8 @@ class Call:
     """When the session expires without a refresh (monotonic clock)."""
     session_refreshes: int = 0
     """Successful session refreshes so far (ours or the peer's)."""
+    rel100: bool = False
+    """A reliable provisional response (RFC 3262) went out or was PRACKed on this call."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _media_task: asyncio.Task[None] | None = None
 
@@ -216,4 +218,5 @@ class Call:
             "dtmf_received": "".join(self.dtmf_received),
             "redirected_from": list(self.redirected_from),
             "session_timer": self.session_timer(),
+            "rel100": self.rel100,
         }

@@ -92,6 +92,8 @@ class LineConfig:
     """Where to subscribe: a sip/sips URI or host[:port]; empty: the line's AoR at its proxy."""
     mailbox_id: str = ""
     """User part of the subscription (empty: the User ID)."""
+    rel100: bool = True
+    """Reliable provisional responses (RFC 3262 100rel / PRACK) on this line."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -138,6 +140,7 @@ class LineConfig:
             mwi_enable=_flag(store, "mwi_enable", n),
             voice_mail_server=_text(store, "voice_mail_server", n).strip(),
             mailbox_id=_text(store, "mailbox_id", n),
+            rel100=_flag(store, "sip_100rel_enable", n),
         )
 
     @property
@@ -248,6 +251,7 @@ class Line:
             "secure_call": cfg.policy.value,
             "keys_only_over_tls": cfg.keys_only_over_tls,
             "tls_name_validate": cfg.tls_name_validate,
+            "rel100": cfg.rel100,
             "dnd": cfg.dnd,
             "auto_answer": cfg.auto_answer,
             "forward": cfg.forward or None,

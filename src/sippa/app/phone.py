@@ -317,6 +317,7 @@ class Phone:
             authorize=self._authorize,
         )
         self.core.screen = self._screen
+        self.core.rel100_for = self._rel100_for
         self.endpoint.core = self.core
         self.endpoint.on_message = self._traced
         dns = opts.dns or str(store.get("dns_server"))
@@ -1108,7 +1109,7 @@ class Phone:
         neg = self._negotiator(cfg, plan, port)
         offer = neg.create_offer()
         self._use_line(cfg, hop)
-        handle = self.core.invite(uri, self._now(), body=bytes(offer))
+        handle = self.core.invite(uri, self._now(), body=bytes(offer), rel100=cfg.rel100)
         self._remember_call_id(handle, self.core.sip_call_id(handle))
         call = Call(handle, number, "outgoing", str(uri), cfg.policy, neg, port)
         call.source, call.sink, call.record_sent = source, sink, record_sent
@@ -1207,7 +1208,8 @@ class Phone:
         call.first_hop = peer
         call.signalling = SignallingFacts(peer.transport)
         call.state = CallState.DIALING
-        self.core.invite(target, self._now(), body=bytes(offer), handle=call.id)
+        self.core.invite(target, self._now(), body=bytes(offer), handle=call.id,
+                         rel100=cfg.rel100)
         self._remember_call_id(call.id, self.core.sip_call_id(call.id))
         log.info("[%s] redirected (%s) to %s via %s", call.id, status, target, peer)
         self._pump()
@@ -1522,10 +1524,15 @@ class Phone:
         # the dialog was made before we knew the line: answer as the line that was called
         self.core.set_contact_user(event.call, cfg.user_id or "sippa")
         self.core.ringing(event.call, now, 180)
+        call.rel100 = self.core.reliable_provisionals(event.call)
         self._pump()
         self._call_changed(call)
         if cfg.auto_answer:
             self._answer(call)
+
+    def _rel100_for(self, request: Request) -> bool:
+        """100rel (RFC 3262) on the line a request is for (its 100rel setting, read live)."""
+        return self.lines[self._incoming_line(request)].config.rel100
 
     def _expect_contact(self, message: Request | Response, contacts: list[NameAddr]) -> None:
         """In-dialog requests to a TLS Contact must prove the Contact's host (RFC 5922 §7.2)
@@ -1572,6 +1579,7 @@ class Phone:
         if call is None:
             return
         call.state = CallState.RINGING
+        call.rel100 = self.core is not None and self.core.reliable_provisionals(event.call)
         call.signalling = self._signalling(call.first_hop,
                                            self.lines[call.line].config)
         early = event.body and call.negotiator.state is NegotiatorState.LOCAL_OFFER
@@ -1882,6 +1890,7 @@ _REASONS = {
     "ack-timeout": "the other party never confirmed the call (no ACK)",
     "dialog-gone": "the other party no longer knows the call (481)",
     "session-expired": "the session expired: nobody refreshed it (RFC 4028 session timer)",
+    "prack-timeout": "the caller never acknowledged our ringing (no PRACK, RFC 3262): 504",
 }
 
 

@@ -423,6 +423,10 @@ _LINE = [
        "Secure Call Option", Kind.CHOICE, "Default",
        "Secure-call policy of the line; Default follows the user's Secure Call Setting.",
        choices=("Default", *_SECURE_CALL)),
+    _s("sip_100rel_enable", "SIP_100REL_Enable_{n}_", "Ext", "SIP Settings", "100rel",
+       Kind.BOOL, True,
+       "Reliable provisional responses (RFC 3262, PRACK): offered in our calls and used when "
+       "the caller offers them; off, a call that requires them gets 420 Bad Extension."),
     _s("mediasec_over_tls_only", "MediaSec_Over_TLS_Only_{n}_", "Ext", "SIP Settings",
        "MediaSec Over TLS Only", Kind.BOOL, True,
        "Never put SRTP keys into a message that is not sent over TLS."),

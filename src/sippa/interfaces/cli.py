@@ -289,6 +289,8 @@ def _show_call(call: dict[str, Any]) -> None:
         who = "this phone" if timer["refresher"] == "us" else "the other party"
         print(f"  session timer: {timer['interval']} s, refreshed by {who} "
               f"({timer['refreshes']} refreshes, expires in {timer['expires_in']} s)")
+    if call.get("rel100"):
+        print("  provisional responses: reliable (100rel, PRACKed)")
     _show_security(call["security"])
     if call.get("end_reason"):
         print(f"  ended: {call['end_reason']}")

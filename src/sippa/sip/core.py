@@ -47,6 +47,8 @@ from sippa.sip.message import (
     parse_message,
     validate_request,
 )
+from sippa.sip.prack import OPTION_TAG as REL100
+from sippa.sip.prack import supports_100rel
 from sippa.sip.restrict import Screen
 from sippa.sip.session_timer import (
     OPTION_TAG,
@@ -91,6 +93,7 @@ DEFAULT_METHODS = (
     "MESSAGE",
     "NOTIFY",
     "REFER",
+    "PRACK",
 )
 # §8.2.2.3: Require is not checked for these
 _NO_REQUIRE_CHECK = ("ACK", "CANCEL")
@@ -143,6 +146,10 @@ class CoreConfig:
     """Option tags we support; a Require of anything else gets 420 (§8.2.2.3)."""
     session_timer: SessionTimerConfig = field(default_factory=SessionTimerConfig)
     """RFC 4028 session timers (off by default; on, ``timer`` counts as supported)."""
+    rel100: bool = False
+    """RFC 3262 reliable provisionals: offered in our INVITEs (Supported: 100rel) and used on
+    incoming calls that allow them; on, ``100rel`` counts as supported. A phone decides it
+    per line with :attr:`UserAgentCore.rel100_for`."""
 
 
 class UserAgentCore:
@@ -167,6 +174,9 @@ class UserAgentCore:
         """Source screen for requests outside any dialog (``None``: every source is accepted).
         It runs before a transaction exists, so a refused request leaves no state and gets no
         100 Trying, 405, 420 or 481."""
+        self.rel100_for: Callable[[Request], bool] | None = None
+        """Whether 100rel is on for an incoming request (the called line's setting); None:
+        ``config.rel100`` for all."""
         self._out: list[tuple[bytes, Address]] = []
         self._events: deque[Event] = deque()
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
@@ -401,6 +411,9 @@ class UserAgentCore:
         supported = self.config.supported
         if self.config.session_timer.enabled:
             supported = (*supported, OPTION_TAG)
+        rel100 = self._rel100_on(request)
+        if rel100:
+            supported = (*supported, REL100)  # else Require: 100rel gets 420 (RFC 3262 §3)
         unsupported = [t.strip() for t in required if t.strip() not in supported]
         if unsupported and method not in _NO_REQUIRE_CHECK:
             response = txn.make_response(420, to_tag=self._ids())  # §8.2.2.3
@@ -416,7 +429,7 @@ class UserAgentCore:
                         RequestReceived(txn.handle, request, session.handle, source)
                     )
                 return
-            if method in ("INVITE", "BYE", "UPDATE"):
+            if method in ("INVITE", "BYE", "UPDATE", "PRACK"):
                 raise RemoteProtocolError("no such dialog", 481)  # §12.2.2
             self._events.append(RequestReceived(txn.handle, request, None, source))
             return
@@ -437,14 +450,20 @@ class UserAgentCore:
             handle = self._handle("call")
             session = InviteSession.incoming(self, handle, txn, now)
             session.uas_timer = decision
+            session.rel100 = rel100 and supports_100rel(request)  # RFC 3262 §3
             session.note_peer(request)
             self._add_session(session)
             self._owners[txn.handle] = session
             self._events.append(IncomingCall(handle, request, request.body, request.content_type))
-        elif method in ("BYE", "UPDATE"):
+        elif method in ("BYE", "UPDATE", "PRACK"):
             raise RemoteProtocolError("no such dialog", 481)
         else:
             self._events.append(RequestReceived(txn.handle, request, None, source))
+
+    def _rel100_on(self, request: Request) -> bool:
+        if self.rel100_for is not None:
+            return self.rel100_for(request)
+        return self.config.rel100
 
     # --- transactions -------------------------------------------------------------------------
     def _handle(self, prefix: str) -> str:
@@ -597,8 +616,11 @@ class UserAgentCore:
             log.info("[%s] cannot answer the challenge: %s", original.call_id, exc.reason)
             return False
         session = self._owners.get(txn.handle)
-        if session is not None and session.dialog is not None and original.to.tag is not None:
-            seq = session.dialog.next_seq()  # in-dialog: the dialog's next number (§12.2.1.1)
+        dialog = session.dialog if session is not None else None
+        if session is not None and dialog is None and original.to.tag is not None:
+            dialog = session.early_dialogs.get(original.to.tag)  # a PRACK (RFC 3262)
+        if dialog is not None and original.to.tag is not None:
+            seq = dialog.next_seq()  # in-dialog: the dialog's next number (§12.2.1.1)
         else:
             seq = original.cseq.seq + 1  # §8.1.3.5: same Call-ID, CSeq + 1
         # §22.3: credentials for other realms stay; the answered kinds are replaced
@@ -770,8 +792,11 @@ class UserAgentCore:
         from_: NameAddr | None = None,
         headers: Iterable[tuple[str, str]] = (),
         handle: str | None = None,
+        rel100: bool | None = None,
     ) -> str:
         """Call ``target`` with an (opaque) offer ``body``; returns the call handle.
+
+        ``rel100`` offers reliable provisional responses (RFC 3262; None: ``config.rel100``).
 
         An empty ``body`` makes a delayed-offer call: the 2xx brings the offer and the answer
         goes in the ACK (``ack()``). ``handle`` reuses the handle of a call that is over (the
@@ -792,7 +817,10 @@ class UserAgentCore:
             contact=True,
         )
         handle = handle or self._handle("call")
-        session = InviteSession.outgoing(self, handle, request, next_hop, now)
+        session = InviteSession.outgoing(
+            self, handle, request, next_hop, now,
+            rel100=self.config.rel100 if rel100 is None else rel100,
+        )
         self._add_session(session)
         return handle
 
@@ -864,6 +892,11 @@ class UserAgentCore:
         """The RFC 4028 session timer of a live call, None if it has none."""
         session = self._sessions.get(call)
         return session.session_timer if session is not None else None
+
+    def reliable_provisionals(self, call: str) -> bool:
+        """True once a reliable provisional (RFC 3262) went out or was PRACKed on ``call``."""
+        session = self._sessions.get(call)
+        return session is not None and session.rel100_used
 
     def call_state(self, call: str) -> CallState | None:
         """The state of a call, None if the handle is unknown or the call is over."""

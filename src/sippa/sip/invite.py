@@ -35,6 +35,8 @@ from sippa.sip.events import (
 )
 from sippa.sip.headers import NameAddr
 from sippa.sip.message import Headers, Request, Response, make_response
+from sippa.sip.prack import OPTION_TAG as REL100
+from sippa.sip.prack import RAck, first_rseq, is_reliable_provisional
 from sippa.sip.session_timer import (
     MIN_SE_FLOOR,
     SessionTimer,
@@ -196,6 +198,16 @@ class SessionHost(Protocol):
 
 
 @dataclass(slots=True)
+class _Reliable1xx:
+    """A reliable provisional we retransmit until its PRACK arrives (RFC 3262 §3)."""
+
+    txn: ServerTransaction
+    response: Response
+    rseq: int
+    interval: float
+
+
+@dataclass(slots=True)
 class _Pending2xx:
     """A 2xx we retransmit until its ACK arrives (§13.3.1.4)."""
 
@@ -268,6 +280,24 @@ class InviteSession:
         """Our session-refresh UPDATE in progress."""
         self.update_422 = False
         """Our refresh UPDATE was re-sent once after a 422."""
+        # reliable provisional responses (RFC 3262)
+        self.rel100 = False
+        """UAC: our INVITE said Supported: 100rel. UAS: 100rel is on for us and the INVITE
+        allows (Supported) or demands (Require) it: our 18x go reliably."""
+        self.rel100_used = False
+        """A reliable provisional went out (UAS) or was PRACKed (UAC)."""
+        self.rseqs: dict[str, int] = {}
+        """UAC: the last in-order RSeq received, by early dialog (remote tag) (§4)."""
+        self.prack_txns: set[ClientTransaction] = set()
+        """UAC: our PRACKs still waiting for their final response."""
+        self.rseq: int | None = None
+        """UAS: the RSeq of our last reliable provisional (§3)."""
+        self.rel_pending: _Reliable1xx | None = None
+        """UAS: the reliable provisional not PRACKed yet (at most one at a time, §3)."""
+        self.rel_queue: list[tuple[int, str | None, bytes, str | None]] = []
+        """UAS: provisionals that wait for the PRACK of the pending one (§3)."""
+        self.held_answer: tuple[bytes, str | None] | None = None
+        """UAS: our 2xx (its body), held until the pending provisional is PRACKed (§3)."""
 
     def __repr__(self) -> str:
         return f"<InviteSession {self.handle} {self.state.value}>"
@@ -275,13 +305,26 @@ class InviteSession:
     # --- construction -------------------------------------------------------------------------
     @classmethod
     def outgoing(
-        cls, host: SessionHost, handle: str, invite: Request, next_hop: Uri | None, now: float
+        cls,
+        host: SessionHost,
+        handle: str,
+        invite: Request,
+        next_hop: Uri | None,
+        now: float,
+        *,
+        rel100: bool = False,
     ) -> InviteSession:
-        """Start a call: send ``invite`` (complete but for Via) towards ``next_hop``."""
+        """Start a call: send ``invite`` (complete but for Via) towards ``next_hop``;
+        ``rel100`` offers reliable provisional responses (RFC 3262 §4: Supported: 100rel)."""
         session = cls(host, handle, is_uac=True, call_id=invite.call_id)
         session.next_hop = next_hop
+        session.rel100 = rel100
         for name, value in session._timer_request_headers():
             invite.headers.add(name, value)
+        if rel100:
+            # one Supported header with every tag (some proxies look at the first one only)
+            tags = [t for t in invite.headers.get_all("Supported") if t.strip()]
+            invite.headers.set("Supported", ", ".join([*tags, REL100]))
         txn = host.start_transaction(invite, next_hop, session, now)
         if not isinstance(txn, InviteClientTransaction):  # pragma: no cover - host contract
             raise LocalProtocolError("INVITE needs an INVITE client transaction", 500)
@@ -370,6 +413,10 @@ class InviteSession:
                 self._refresh_due(now)
             elif name == "se-expire":
                 self._session_expired(now)
+            elif name == "rel1xx":
+                self._retransmit_reliable(now)
+            elif name == "rel1xx-giveup":
+                self._reliable_timeout(now)
 
     # --- session timer (RFC 4028) -------------------------------------------------------------
     def _timer_request_headers(self) -> list[tuple[str, str]]:
@@ -512,6 +559,7 @@ class InviteSession:
         log.info("[%s] 422: INVITE again with Session-Expires %d", self.call_id, wanted)
         self.invite, self.invite_txn = txn.request, txn
         self.early_dialogs.clear()
+        self.rseqs.clear()
         return True
 
     # --- UAC: responses -----------------------------------------------------------------------
@@ -534,6 +582,12 @@ class InviteSession:
             self._on_update_response(response, now)
         elif txn is self.bye_txn and status >= 200:
             self._bye_done(status)
+        elif txn in self.prack_txns and status >= 200:
+            self.prack_txns.discard(txn)
+            if status >= 300:
+                # RFC 3262 §4: the PRACK is a request in the early dialog like any other; its
+                # failure does not end the INVITE, whose own final response decides the call
+                log.info("[%s] our PRACK got %d; the call goes on", self.call_id, status)
         # responses to CANCEL and to BYEs of dropped forks need nothing
 
     def _on_invite_response(self, response: Response, now: float) -> None:
@@ -550,6 +604,9 @@ class InviteSession:
                     self.early_dialogs[tag] = Dialog.create_uac(self.invite, response)
                 else:
                     dialog.refresh_target(response)
+            rseq = is_reliable_provisional(response) if self.rel100 and tag else None
+            if rseq is not None and not self._prack(tag, rseq, response, now):
+                return  # a retransmission, or out of order: not processed (RFC 3262 §4)
             if self.state in (CallState.CALLING, CallState.EARLY):
                 self._fire(CallEvent.PROVISIONAL)
                 self.host.emit(
@@ -575,6 +632,25 @@ class InviteSession:
                 self.redirect_contacts = redirect_targets(response)
             self._end_with(reason, status)
             self._fire(CallEvent.FAILED)
+
+    def _prack(self, tag: str, rseq: int, response: Response, now: float) -> bool:
+        """RFC 3262 §4: PRACK a reliable provisional on its early dialog when it is the next in
+        order (the first of the dialog: any RSeq); False for one that must not be processed."""
+        last = self.rseqs.get(tag)
+        if last is not None and rseq != last + 1:
+            log.debug("[%s] reliable %d RSeq %d after %d: ignored",
+                      self.call_id, response.status_code, rseq, last)
+            return False
+        dialog = self.early_dialogs.get(tag)
+        if dialog is None or self.state not in (CallState.CALLING, CallState.EARLY):
+            return False
+        self.rseqs[tag] = rseq
+        rack = RAck(rseq, response.cseq.seq, response.cseq.method)
+        prack = dialog.create_request("PRACK", extra=(("RAck", str(rack)),))
+        self.prack_txns.add(self.host.start_transaction(prack, dialog.next_hop(), self, now))
+        self.rel100_used = True
+        log.info("[%s] PRACK for reliable %d (RSeq %d)", self.call_id, response.status_code, rseq)
+        return True
 
     def _on_invite_2xx(self, response: Response, now: float) -> None:
         if self.invite is None:  # pragma: no cover - UAC only
@@ -678,6 +754,9 @@ class InviteSession:
             self._send_bye(now)
         elif txn is self.bye_txn:
             self._bye_done(status)
+        elif txn in self.prack_txns:
+            self.prack_txns.discard(txn)  # RFC 3262 §4: the INVITE decides the call
+            log.info("[%s] our PRACK got no answer (%d); the call goes on", self.call_id, status)
         elif txn is self.server_txn and self.state is CallState.CONNECTING:
             self._ack_timeout(now)
 
@@ -734,12 +813,110 @@ class InviteSession:
         """Send a provisional (180 Ringing, 183 with early media...) on the incoming INVITE."""
         if not 100 < status < 200:
             raise LocalProtocolError(f"{status} is not a provisional status", 500)
+        if self.held_answer is not None:
+            raise LocalProtocolError(f"call {self.handle} is already answered", 500)
         self._fire(CallEvent.RINGING_SENT)
+        if self.rel100:
+            if self.rel_pending is not None:
+                # §3: "the UAS MUST NOT send a second reliable provisional response until the
+                # first is acknowledged"
+                self.rel_queue.append((status, reason, body, content_type))
+                return
+            self._send_reliable(now, status, reason, body, content_type)
+            return
         txn, response = self._uas_response(status, reason, body, content_type)
         self.host.send_response(txn, response, now)
 
+    # --- reliable provisionals, UAS side (RFC 3262 §3) ----------------------------------------
+    def _send_reliable(
+        self, now: float, status: int, reason: str | None, body: bytes, content_type: str | None
+    ) -> None:
+        txn, response = self._uas_response(status, reason, body, content_type)
+        self.rseq = first_rseq(self.host.random()) if self.rseq is None else self.rseq + 1
+        response.headers.add("Require", REL100)
+        response.headers.add("RSeq", str(self.rseq))
+        t1 = self.host.timer_config.t1
+        self.rel_pending = _Reliable1xx(txn, response, self.rseq, t1)
+        self.rel100_used = True
+        self.host.send_response(txn, response, now)
+        # §3: retransmitted at T1, doubling each time, for 64*T1
+        self.timers.start("rel1xx", now, t1)
+        self.timers.start("rel1xx-giveup", now, 64 * t1)
+
+    def _retransmit_reliable(self, now: float) -> None:
+        pending = self.rel_pending
+        if pending is None or pending.txn.final_sent:
+            return
+        self.host.send_response(pending.txn, pending.response, now)
+        pending.interval *= 2
+        self.timers.start("rel1xx", now, pending.interval)
+
+    def _stop_reliable(self) -> None:
+        self.rel_pending = None
+        self.rel_queue.clear()
+        self.held_answer = None
+        self.timers.stop("rel1xx")
+        self.timers.stop("rel1xx-giveup")
+
+    def _reliable_timeout(self, now: float) -> None:
+        """§3: no PRACK for 64*T1: "the UAS SHOULD reject the original request with a 5xx"."""
+        if self.rel_pending is None:
+            return
+        log.warning("[%s] no PRACK for our reliable provisional: 504", self.call_id)
+        self._stop_reliable()
+        if self.state in (CallState.INCOMING, CallState.EARLY):
+            txn, response = self._uas_response(504, "No PRACK", b"", None)
+            self._end_with("prack-timeout", 504)
+            self.host.send_response(txn, response, now)
+            self._fire(CallEvent.REJECT_SENT)
+
+    def _on_prack(self, txn: ServerTransaction, request: Request, now: float) -> None:
+        """§3: a PRACK in our early dialog: 200 if it acknowledges the pending reliable
+        provisional (481 otherwise), then the next provisional or the held 2xx goes out."""
+        try:
+            rack = RAck.parse(request.headers.get("RAck") or "")
+        except RemoteProtocolError as exc:
+            self.host.send_response(txn, txn.make_response(exc.status_code), now)
+            return
+        pending = self.rel_pending
+        if pending is None or rack != RAck(
+            pending.rseq, pending.response.cseq.seq, pending.response.cseq.method
+        ):
+            # "If the PRACK does not match any unacknowledged reliable provisional response,
+            # the UAS MUST respond to the PRACK with a 481"
+            self.host.send_response(txn, txn.make_response(481), now)
+            return
+        self.rel_pending = None
+        self.timers.stop("rel1xx")
+        self.timers.stop("rel1xx-giveup")
+        if request.body:
+            # §5: an offer in a PRACK needs our answer in its 200; our provisionals carry no
+            # offer and the INVITE's is answered in the 2xx: a PRACK offer is not taken
+            log.info("[%s] PRACK with a body: 488 (the provisional counts as PRACKed)",
+                     self.call_id)
+            self.host.send_response(txn, txn.make_response(488), now)
+        else:
+            self.host.send_response(txn, txn.make_response(200), now)
+        log.info("[%s] PRACK for RSeq %d", self.call_id, rack.rseq)
+        if self.held_answer is not None:
+            body, content_type = self.held_answer
+            self.held_answer = None
+            self.rel_queue.clear()
+            self.answer(now, body, content_type)
+        elif self.rel_queue and self.state is CallState.EARLY:
+            self._send_reliable(now, *self.rel_queue.pop(0))
+
     def answer(self, now: float, body: bytes = b"", content_type: str | None = None) -> None:
-        """Accept the incoming call with a 200 (§13.3.1.4); retransmitted until the ACK."""
+        """Accept the incoming call with a 200 (§13.3.1.4); retransmitted until the ACK.
+
+        RFC 3262 §3: while a reliable provisional waits for its PRACK the 2xx is held and
+        goes out when the PRACK arrives."""
+        if self.held_answer is not None:
+            raise LocalProtocolError(f"call {self.handle} is already answered", 500)
+        if self.rel_pending is not None and self.state in (CallState.INCOMING, CallState.EARLY):
+            log.info("[%s] 2xx held until the PRACK", self.call_id)
+            self.held_answer = (body, content_type)
+            return
         self._fire(CallEvent.ANSWER_SENT)
         txn, response = self._uas_response(200, None, body, content_type)
         decision, self.uas_timer = self.uas_timer, None
@@ -759,6 +936,7 @@ class InviteSession:
             raise LocalProtocolError(
                 f"call {self.handle} is {self.state.value}: cannot reject", 500
             )
+        self._stop_reliable()
         txn, response = self._uas_response(status, reason, b"", None)
         self._end_with("rejected", status)
         self.host.send_response(txn, response, now)
@@ -768,6 +946,7 @@ class InviteSession:
         """A CANCEL matched our INVITE server transaction (§9.2); the core sent its 200."""
         if self.state not in (CallState.INCOMING, CallState.EARLY) or self.server_txn is None:
             return  # final response already sent: no effect
+        self._stop_reliable()
         txn, response = self._uas_response(487, None, b"", None)
         self._end_with("cancelled", 487)
         self.host.send_response(txn, response, now)
@@ -831,6 +1010,11 @@ class InviteSession:
                 return False
             return self._on_early_request(early, txn, request, now)
         dialog.receive_request(request)  # may raise RemoteProtocolError(500)
+        if request.method == "PRACK":
+            if self.is_uac:
+                raise RemoteProtocolError("no reliable provisional of ours", 481)
+            self._on_prack(txn, request, now)
+            return True
         if request.method == "BYE":
             self._on_bye(txn, request, now)
             return True
@@ -843,9 +1027,10 @@ class InviteSession:
         self, early: Dialog, txn: ServerTransaction, request: Request, now: float
     ) -> bool:
         """UAC: a request from the callee on an early dialog, our INVITE still pending."""
-        if request.method in ("BYE", "UPDATE"):
+        if request.method in ("BYE", "UPDATE", "PRACK"):
             # §15: the callee MUST NOT send a BYE on an early dialog; early UPDATE (RFC 3311)
-            # is not supported: both are refused as before early dialogs were matched
+            # is not supported: both are refused as before early dialogs were matched; and a
+            # PRACK acknowledges nothing of ours (we send no provisional as caller)
             raise RemoteProtocolError("no such dialog", 481)
         early.receive_request(request)  # may raise RemoteProtocolError(500)
         if request.method == "INVITE":
@@ -869,6 +1054,7 @@ class InviteSession:
         self._end_with("bye-remote", None)
         early = self.state in (CallState.INCOMING, CallState.EARLY)
         if early and self.server_txn is not None and not self.server_txn.final_sent:
+            self._stop_reliable()
             _, response = self._uas_response(487, None, b"", None)
             self.host.send_response(self.server_txn, response, now)
         if self.reinvite_in is not None and not self.reinvite_in.final_sent:
@@ -1112,6 +1298,9 @@ class InviteSession:
             self.bye_txn = new
         elif old is self.update_txn:
             self.update_txn = new
+        elif old in self.prack_txns:
+            self.prack_txns.discard(old)
+            self.prack_txns.add(new)
 
 
 def redirect_targets(response: Response) -> tuple[str, ...]:

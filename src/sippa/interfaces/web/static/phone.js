@@ -60,6 +60,7 @@
     rows.push(["Session timer", st ? `${st.interval} s, refreshed by ${st.refresher === "us"
       ? "this phone" : "the other party"} (${st.refreshes} refreshes, expires in ${st.expires_in} s)`
       : "none (RFC 4028 not in use)"]);
+    rows.push(["Provisional responses", call.rel100 ? "reliable (100rel, PRACKed)" : "unreliable"]);
     for (const [k, v] of rows) if (v) { dl.append(el("dt", {}, k), el("dd", {}, String(v))); }
     const reasons = (sec.reasons || []).map((r) => el("li", {}, r));
     const panel = el("details", { class: "security" }, el("summary", {}, "Security details"), dl,
