@@ -95,6 +95,10 @@ def test_macro_values_cannot_inject_options() -> None:
         ("[--sha256 12] http://p.test/x", "64 hex"),
         ("http://u:p@p.test/x", "--uid"),
         ("http:///x", "no host"),
+        ("http://[/x", "not a URL"),  # found by the property test below
+        ("https://[::1/x", "not a URL"),
+        ("https://p.test:99999/x", "not a URL"),
+        ("https://p.test:x/x", "not a URL"),
     ],
 )
 def test_bad_rules(text: str, match: str) -> None:

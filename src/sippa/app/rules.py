@@ -370,13 +370,18 @@ def _locate(text: str, values: Mapping[str, str], secrets: Mapping[str, str]) ->
     url = expand(text, values)
     if any(c.isspace() for c in url):
         raise RuleError("a URL has no spaces")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        _ = parts.port  # "Port out of range 0-65535", not a number
+    except ValueError as exc:  # "Invalid IPv6 URL" and kin
+        raise RuleError(f"not a URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         if not scheme or scheme == "tftp":
             raise RuleError("only http:// and https:// rules are supported (no TFTP)")
         raise RuleError(f"unsupported URL scheme {parts.scheme!r}")
-    if not parts.hostname:
+    if not hostname:
         raise RuleError("the URL has no host")
     if parts.username or parts.password:
         raise RuleError("give credentials with [--uid U --pwd P], not in the URL")
