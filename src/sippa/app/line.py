@@ -15,6 +15,7 @@ from sippa.app.security import SecureCallPolicy, policy_from_settings
 from sippa.app.store import ConfigStore
 from sippa.net.registrar import LineRegistrar, LineStatus
 from sippa.sdp import G722, OPUS, PCMA, PCMU, Codec
+from sippa.sip.regpolicy import WithoutReg
 from sippa.sip.restrict import SourceRestriction
 from sippa.sip.uri import Uri
 
@@ -91,6 +92,10 @@ class LineConfig:
     """Where to subscribe: a sip/sips URI or host[:port]; empty: the line's AoR at its proxy."""
     mailbox_id: str = ""
     """User part of the subscription (empty: the User ID)."""
+    make_call_without_reg: bool = False
+    """Place calls while the line is not registered (else refuse them: "not registered")."""
+    ans_call_without_reg: bool = False
+    """Take calls while the line is not registered (else 480)."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -137,6 +142,8 @@ class LineConfig:
             mwi_enable=_flag(store, "mwi_enable", n),
             voice_mail_server=_text(store, "voice_mail_server", n).strip(),
             mailbox_id=_text(store, "mailbox_id", n),
+            make_call_without_reg=_flag(store, "make_call_without_reg", n),
+            ans_call_without_reg=_flag(store, "ans_call_without_reg", n),
         )
 
     @property
@@ -221,10 +228,26 @@ class Line:
     def number(self) -> int:
         return self.config.number
 
+    @property
+    def registered(self) -> bool:
+        """The line holds a registration now (False while its registrar is being replaced)."""
+        return self.registrar is not None and self.registrar.status.registered
+
+    def without_reg(self) -> WithoutReg:
+        """Make/Ans Call Without Reg with the line's registration state now."""
+        cfg = self.config
+        return WithoutReg(
+            registers=cfg.registers,
+            registered=self.registered,
+            make_call=cfg.make_call_without_reg,
+            answer_call=cfg.ans_call_without_reg,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """What the CLI and the API show for the line (never the password)."""
         cfg = self.config
         st = self.registrar.status if self.registrar is not None else self.status
+        gate = self.without_reg()
         tls = st.tls
         return {
             "line": cfg.number,
@@ -244,6 +267,9 @@ class Line:
             "dnd": cfg.dnd,
             "auto_answer": cfg.auto_answer,
             "forward": cfg.forward or None,
+            "make_call_without_reg": cfg.make_call_without_reg,
+            "ans_call_without_reg": cfg.ans_call_without_reg,
+            "calls_refused": gate.status(),
             "source_restriction": self.restriction_status(),
             "mwi": self.mwi.as_dict(),
             "tls": None
