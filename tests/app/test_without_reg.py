@@ -11,6 +11,7 @@ import asyncio
 import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from sippa.app.line import LineConfig
 from sippa.app.phone import CallError, LineChanged, Phone, PhoneOptions
 from sippa.app.settings import SCHEMA, by_cisco_name, parse_value
 from sippa.app.store import ConfigStore
+from sippa.interfaces.cli import main
 from sippa.sip.message import Request, make_response, parse_message
 
 pytestmark = pytest.mark.timeout(30)
@@ -231,3 +233,47 @@ async def test_a_registered_line_places_and_takes_calls(
     await _until(lambda: "INVITE" in registrar.methods(), "the INVITE at the proxy")
     await phone.hangup(call.id)
     assert "SIP/2.0 180 Ringing" in await _call_in(phone, peer, "alice")
+
+
+@pytest.fixture
+def refusing_registrar() -> Iterator[str]:
+    """A registrar (in a thread: the CLI runs its own event loop) answering every REGISTER
+    with 403 Forbidden."""
+    import threading
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, source = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            message = parse_message(data)
+            if isinstance(message, Request) and message.method == "REGISTER":
+                sock.sendto(bytes(make_response(message, 403, to_tag="x")), source)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    host, port = sock.getsockname()
+    yield f"{host}:{port}"
+    stop.set()
+    thread.join(2)
+    sock.close()
+
+
+def test_cli_says_not_registered(refusing_registrar: str, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "s.db")
+    for key, value in (("line_enable", "yes"), ("user_id", "alice"),
+                       ("proxy", refusing_registrar), ("sip_transport", "UDP")):
+        assert main(["config", "set", key, value, "--line", "1", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["call", "bob", "--line", "1", "--db", db]) != 0
+    assert "error: line 1: not registered" in capsys.readouterr().err
+    assert main(["status", "--db", db, "--wait", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "  not registered: calls can be neither made nor answered" in out.splitlines(), out
