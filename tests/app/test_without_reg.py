@@ -28,7 +28,8 @@ pytestmark = pytest.mark.timeout(30)
 
 class FakeRegistrar:
     """A UDP socket standing for line 1's proxy: keeps what it receives; answers REGISTER 200
-    OK (Contact echoed with expires=300) when ``accept`` is on, else ignores it."""
+    OK (Contact echoed with expires=300) when ``accept`` is on, else ignores it; answers every
+    INVITE 480 (the call was placed: that is all the tests need)."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -58,6 +59,9 @@ class FakeRegistrar:
                 response = make_response(message, 200, to_tag=secrets.token_hex(4))
                 for contact in message.headers.get_all("Contact"):
                     response.headers.add("Contact", f"{contact};expires=300")
+                self.sock.sendto(bytes(response), source)
+            elif message.method == "INVITE":
+                response = make_response(message, 480, to_tag=secrets.token_hex(4))
                 self.sock.sendto(bytes(response), source)
 
 
@@ -191,10 +195,10 @@ async def test_unregistered_line_refuses_both_ways_and_direct_line_does_not(
     (ringing,) = phone.calls.values()
     assert ringing.line == 2
     await phone.reject(ringing.id)
-    host, port = peer.getsockname()
-    call = await phone.dial(f"sip:someone@{host}:{port}", 2)
-    assert call.line == 2 and not call.is_over
-    await phone.hangup(call.id)
+    call = await phone.dial(f"sip:someone@{registrar.address}", 2)
+    assert call.line == 2
+    await phone.wait_call(call.id, lambda c: c.is_over, 5)
+    assert call.status_code == 480  # it was placed (and the fake refused it)
 
 
 async def test_the_settings_apply_live(
@@ -211,7 +215,7 @@ async def test_the_settings_apply_live(
     await _until(lambda: "INVITE" in registrar.methods(), "the INVITE at the proxy")
     invite = next(r for r in registrar.received if r.method == "INVITE")
     assert invite.uri.user == "carol"
-    await phone.hangup(call.id)
+    await phone.wait_call(call.id, lambda c: c.is_over, 5)
     assert await _call_in(phone, peer, "alice") == ["SIP/2.0 480 Temporarily Unavailable"]
 
     phone.store.update({("ans_call_without_reg", 1): True})
@@ -230,8 +234,8 @@ async def test_a_registered_line_places_and_takes_calls(
     assert await phone.wait_registered(1, 10)
     assert phone.status()["lines"][0]["calls_refused"] is None
     call = await phone.dial("carol", 1)
-    await _until(lambda: "INVITE" in registrar.methods(), "the INVITE at the proxy")
-    await phone.hangup(call.id)
+    await phone.wait_call(call.id, lambda c: c.is_over, 5)
+    assert "INVITE" in registrar.methods() and call.status_code == 480
     assert "SIP/2.0 180 Ringing" in await _call_in(phone, peer, "alice")
 
 
