@@ -16,6 +16,7 @@ from sippa.app.security import SecureCallPolicy, policy_from_settings
 from sippa.app.store import ConfigStore
 from sippa.net.registrar import LineRegistrar, LineStatus
 from sippa.sdp import G722, OPUS, PCMA, PCMU, Codec
+from sippa.sip.regpolicy import WithoutReg
 from sippa.sip.restrict import SourceRestriction
 from sippa.sip.uri import Uri
 
@@ -94,6 +95,10 @@ class LineConfig:
     """User part of the subscription (empty: the User ID)."""
     rel100: bool = True
     """Reliable provisional responses (RFC 3262 100rel / PRACK) on this line."""
+    make_call_without_reg: bool = False
+    """Place calls while the line is not registered (else refuse them: "not registered")."""
+    ans_call_without_reg: bool = False
+    """Take calls while the line is not registered (else 480)."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -141,6 +146,8 @@ class LineConfig:
             voice_mail_server=_text(store, "voice_mail_server", n).strip(),
             mailbox_id=_text(store, "mailbox_id", n),
             rel100=_flag(store, "sip_100rel_enable", n),
+            make_call_without_reg=_flag(store, "make_call_without_reg", n),
+            ans_call_without_reg=_flag(store, "ans_call_without_reg", n),
         )
 
     @property
@@ -231,10 +238,26 @@ class Line:
     def number(self) -> int:
         return self.config.number
 
+    @property
+    def registered(self) -> bool:
+        """The line holds a registration now (False while its registrar is being replaced)."""
+        return self.registrar is not None and self.registrar.status.registered
+
+    def without_reg(self) -> WithoutReg:
+        """Make/Ans Call Without Reg with the line's registration state now."""
+        cfg = self.config
+        return WithoutReg(
+            registers=cfg.registers,
+            registered=self.registered,
+            make_call=cfg.make_call_without_reg,
+            answer_call=cfg.ans_call_without_reg,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """What the CLI and the API show for the line (never the password)."""
         cfg = self.config
         st = self.registrar.status if self.registrar is not None else self.status
+        gate = self.without_reg()
         tls = st.tls
         return {
             "line": cfg.number,
@@ -255,6 +278,9 @@ class Line:
             "dnd": cfg.dnd,
             "auto_answer": cfg.auto_answer,
             "forward": cfg.forward or None,
+            "make_call_without_reg": cfg.make_call_without_reg,
+            "ans_call_without_reg": cfg.ans_call_without_reg,
+            "calls_refused": gate.status(),
             "source_restriction": self.restriction_status(),
             "mwi": self.mwi.as_dict(),
             "blf": [key.as_dict() for key in self.blf],

@@ -107,6 +107,7 @@ from sippa.sip.message import Request, Response
 from sippa.sip.mwi import EVENT_PACKAGE as MWI_PACKAGE
 from sippa.sip.mwi import MessageSummary
 from sippa.sip.registration import Authorize, Registered, RegistrationConfig
+from sippa.sip.regpolicy import INCOMING_STATUS, NOT_REGISTERED
 from sippa.sip.restrict import Screen, SourceRestriction
 from sippa.sip.session_timer import SessionTimerConfig
 from sippa.sip.timers import TimerConfig
@@ -1103,6 +1104,11 @@ class Phone:
         cfg = self.lines[number].config
         direct = target.strip() in self.options.aliases  # built-in services are local
         uri = self._target_uri(target, cfg)
+        refused = None if direct else self.lines[number].without_reg().outgoing_error()
+        if refused is not None:
+            # Make Call Without Reg = No: say so now, not after the proxy refuses the INVITE
+            self._record_refused(number, str(uri), NOT_REGISTERED)
+            raise CallError(f"line {number}: {refused}")
         hop, peer, server_name = await self._first_hop(cfg, uri, direct=direct)
         plan = self._outgoing_plan(cfg, number, uri, peer, server_name)
         port = self.media.reserve_port(rtcp_mux=True)
@@ -1463,6 +1469,13 @@ class Phone:
         now = self._now()
         busy = [c for c in self.calls.values() if c.line == number and not c.is_over]
         remote = str(request.from_.uri)
+        if self.lines[number].without_reg().refuses_incoming:
+            # Ans Call Without Reg = No: a stray for a line without a binding (RFC 3261
+            # §21.4.18: the callee is "not logged in"; temporary, unlike 403)
+            self._record_refused_incoming(number, remote, NOT_REGISTERED, INCOMING_STATUS)
+            self.core.reject(event.call, now, INCOMING_STATUS)
+            self._pump()
+            return
         if cfg.dnd:
             self._record_refused_incoming(number, remote, "do not disturb", 486)
             self.core.reject(event.call, now, 486)

@@ -405,6 +405,16 @@ _LINE = [
     _s("register_expires", "Register_Expires_{n}_", "Ext", "Proxy and Registration",
        "Register Expires", Kind.INT, 3600, "Registration lifetime asked for, in seconds.",
        minimum=10, maximum=604800),
+    _s("make_call_without_reg", "Make_Call_Without_Reg_{n}_", "Ext", "Proxy and Registration",
+       "Make Call Without Reg", Kind.BOOL, False,
+       "Yes places calls while the line is not registered (yet, or any more); No refuses them "
+       "at once with \"not registered\". No emergency-number exception: set Yes if calls must "
+       "always be tried. A line that does not register is never affected."),
+    _s("ans_call_without_reg", "Ans_Call_Without_Reg_{n}_", "Ext", "Proxy and Registration",
+       "Ans Call Without Reg", Kind.BOOL, False,
+       "Yes takes incoming calls while the line is not registered; No answers them with 480 "
+       "Temporarily Unavailable (the registrar only routes calls to registered lines, so "
+       "these are strays). A line that does not register is never affected."),
     _s("use_dns_srv", "Use_DNS_SRV_{n}_", "Ext", "Proxy and Registration", "Use DNS SRV",
        Kind.BOOL, True, "Locate the proxy with NAPTR and SRV records (RFC 3263)."),
     _s("dns_srv_auto_prefix", "DNS_SRV_Auto_Prefix_{n}_", "Ext", "Proxy and Registration",

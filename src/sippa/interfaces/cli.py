@@ -399,6 +399,8 @@ def _run_status(args: argparse.Namespace) -> int:
             state = "registered" if line["registered"] else line["state"]
             print(f"line {line['line']}: {line['aor']} {state}"
                   + (f" ({line['reason']})" if line.get("reason") else ""))
+            if line.get("calls_refused"):
+                print(f"  {line['calls_refused']}")
             voicemail = voicemail_text(line.get("mwi"))
             if voicemail:
                 print(f"  {voicemail}")

@@ -182,6 +182,8 @@
     if (!li) return;
     li.querySelector(".state").textContent = l.registered ? "Registered" : (l.state || "");
     li.querySelector(".reason").textContent = l.reason || "";
+    const noreg = li.querySelector(".noreg");  // Make/Ans Call Without Reg = No, not registered
+    if (noreg) noreg.textContent = l.calls_refused || "";
     const r = l.source_restriction;
     li.querySelector(".refused").textContent = r && r.refused
       ? `${r.refused} refused (Restrict Source IP), last ${r.last_refused_method} from ${r.last_refused_source}`
