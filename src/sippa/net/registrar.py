@@ -8,6 +8,12 @@ non-INVITE client transaction (:mod:`sippa.sip.transaction`: retransmissions ove
 and feeds the outcome back. A flow that breaks (Kamailio restarted, TLS dropped) makes the
 line register again at once.
 
+With an alternate proxy (Cisco [Alternate Proxy] / [Alternate Outbound Proxy]) the target list
+is the proxy's targets followed by the alternate's (each located by RFC 3263 on its own name,
+TLS checked against its own name): when all of the proxy's fail, the line registers through the
+alternate; when it moves back to the proxy ([Proxy Fallback Intvl]) it un-REGISTERs from the
+alternate.
+
 The status of the line (:class:`LineStatus`) says registered or not and why, with the flow's
 transport and TLS details and the digest algorithm used.
 """
@@ -78,6 +84,10 @@ class LineStatus:
     """The registrar's own report when it sends one (the lab's X-Lab-Auth header)."""
     local: str | None = None
     """Our ``address:port`` on the flow."""
+    server: str | None = None
+    """``primary`` or ``alternate``: whose target the line registered through."""
+    server_reason: str | None = None
+    """Why the line is on the alternate proxy (the proxy's failure)."""
     locate_trace: tuple[str, ...] = ()
 
 
@@ -124,6 +134,8 @@ class LineRegistrar:
     resolver: Resolver
     proxy: Uri | None = None
     """Outbound proxy / registrar location; default: the AoR's domain (RFC 3263 on it)."""
+    alternate: Uri | None = None
+    """Alternate (outbound) proxy, used when every target of ``proxy`` fails."""
     transport: TransportChoice = TransportChoice.AUTO
     use_srv: bool = True
     """"Use DNS SRV": NAPTR/SRV lookups (else A/AAAA of the host only)."""
@@ -152,6 +164,8 @@ class LineRegistrar:
         self._stopping = False
         self._outcomes = 0
         self._sends: set[asyncio.Future[Flow]] = set()
+        self.primary_count: int | None = None
+        """How many of :attr:`targets` are the proxy's (None: no alternate located)."""
 
     # -- control -------------------------------------------------------------------------
     def start(self) -> None:
@@ -216,6 +230,9 @@ class LineRegistrar:
                 if target is not None:
                     await self._attempt(target)
                     await self._publish()
+                    release = reg.take_release()
+                    if release is not None:
+                        await self._release(release)
                     continue
                 if self._stopping and reg.status.state is RegState.STOPPED:
                     await self._publish()
@@ -268,9 +285,8 @@ class LineRegistrar:
             kind, reason = outcome
             reg.send_failed(kind, f"{peer}: {reason}", now)
 
-    async def _locate(self) -> bool:
+    async def _locate_one(self, where: Uri) -> tuple[list[Target], str | None, tuple[str, ...]]:
         aor = self.config.aor
-        where = self.proxy or aor
         # A sips AoR or a sips proxy both demand TLS all the way (RFC 3261 §19.1.1).
         secure = "sips" in (aor.scheme, where.scheme)
         request = LocateRequest.from_uri(
@@ -280,20 +296,76 @@ class LineRegistrar:
             srv_auto_prefix=self.srv_auto_prefix,
         )
         result = await locate(request, self.resolver)
-        self.status.locate_trace = result.trace
+        error = None
         if not result.targets:
-            reason = f"cannot locate {where.host}: {result.error or 'no targets'}"
+            error = f"cannot locate {where.host}: {result.error or 'no targets'}"
+        return list(result.targets), error, result.trace
+
+    async def _locate(self) -> bool:
+        where = self.proxy or self.config.aor
+        primary, error, trace = await self._locate_one(where)
+        alternate: list[Target] = []
+        if self.alternate is not None:
+            alternate, alt_error, alt_trace = await self._locate_one(self.alternate)
+            trace += alt_trace
+            if error is not None and alt_error is not None:
+                error = f"{error}; alternate: {alt_error}"
+        self.status.locate_trace = trace
+        if not primary and not alternate:
             self.registration.set_targets(1)
-            self.registration.send_failed(SendFailure.TRANSPORT, reason, self.clock())
+            self.registration.send_failed(
+                SendFailure.TRANSPORT, error or "no targets", self.clock()
+            )
             return False
-        self.targets = list(result.targets)
-        self.registration.set_targets(len(self.targets))
+        self.targets = primary + alternate
+        self.primary_count = len(primary) if alternate else None
+        self.registration.set_targets(len(self.targets), self.primary_count)
+        if not primary:
+            self.registration.status.alternate_reason = f"proxy failed: {error}"
         if self.on_located is not None:
             try:
                 self.on_located(list(self.targets))
             except Exception:
                 log.exception("[%s] on_located failed", self.name)
         return True
+
+    async def _release(self, index: int) -> None:
+        """Un-REGISTER the binding left at the alternate proxy's target ``index`` (once,
+        best effort: it expires by itself otherwise)."""
+        reg = self.registration
+        if index >= len(self.targets):
+            return
+        aside = Registration(self.config, secrets.randbits, self.authorize,
+                             prefix=f"[{self.name}]")
+        aside.call_id, aside.from_tag, aside.cseq = reg.call_id, reg.from_tag, reg.cseq
+        aside.set_targets(len(self.targets), reg.primary)
+        aside.release(index, self.clock())
+        saved = self._flow, self._peer
+        try:
+            while (wanted := aside.wants_send()) is not None:
+                target = self.targets[wanted]
+                peer = Peer.of(target.transport.value, target.address, target.port)
+                self.endpoint.expect_identity(
+                    peer, target.tls_server_name if peer.transport == "TLS" else None
+                )
+                try:
+                    flow = await self.endpoint.connect(peer)
+                except (OSError, TimeoutError) as exc:
+                    aside.send_failed(SendFailure.TRANSPORT, describe_error(exc), self.clock())
+                    break
+                self._flow, self._peer = flow, peer
+                local = LocalContact(flow.transport, flow.local_host, flow.local_port)
+                outcome = await self._transact(aside.build_request(local, self.clock()), flow)
+                if isinstance(outcome, Response):
+                    aside.response_received(outcome, self.clock())
+                else:
+                    aside.send_failed(outcome[0], outcome[1], self.clock())
+        finally:
+            self._flow, self._peer = saved
+            reg.cseq = max(reg.cseq, aside.cseq)
+        while (event := aside.next_event()) is not None:
+            if isinstance(event, Unregistered):
+                log.info("[%s] alternate proxy: %s", self.name, event.reason)
 
     async def _transact(
         self, request: Request, flow: Flow
@@ -397,6 +469,9 @@ class LineRegistrar:
                 st.algorithm = event.algorithm
                 st.reason = None
                 st.status_code = event.response.status_code
+                alt = reg.status.alternate
+                st.server = "alternate" if alt else "primary"
+                st.server_reason = reg.status.alternate_reason if alt else None
                 log.info("[%s] registered for %ds via %s", self.name, event.expires, st.target)
             elif isinstance(event, RegistrationFailed):
                 st.reason = event.reason

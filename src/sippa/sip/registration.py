@@ -14,7 +14,11 @@ It implements: digest retry on 401/407 (through an injected :data:`Authorize`), 
 Too Brief (§10.2.8, Min-Expires), refresh before expiry at 50-90% of the granted time, back-off
 with jitter after failures (RFC 5626 §4.5), failover to the next target on timeout, transport
 error or 503 (RFC 3263 §4.3), re-registration when the flow breaks (RFC 5626 §4.4.1), and
-un-REGISTER (Expires: 0) on stop (§10.2.2). Randomness (tags, branches, Call-ID, jitter) comes in
+un-REGISTER (Expires: 0) on stop (§10.2.2). An alternate proxy (Cisco [Alternate Proxy]) is
+the tail of the target list (``set_targets(count, primary=n)``): failover walks from the
+proxy's targets into the alternate's; registered there, the line tries the proxy again every
+[Proxy Fallback Intvl] and, back on it, hands the driver the alternate target to un-REGISTER
+(:meth:`Registration.take_release`). Randomness (tags, branches, Call-ID, jitter) comes in
 through ``random_bits``; time through ``now``.
 """
 
@@ -73,6 +77,7 @@ class _In(Enum):
     TIMER = "timer"
     FLOW_LOST = "flow lost"
     STOP = "stop"
+    RELEASE = "release"  # un-REGISTER a binding left behind (the alternate proxy's)
 
 
 S, In = RegState, _In
@@ -80,6 +85,7 @@ S, In = RegState, _In
 TRANSITIONS: dict[tuple[RegState, _In], RegState] = {
     (S.IDLE, In.START): S.REGISTERING,
     (S.STOPPED, In.START): S.REGISTERING,
+    (S.IDLE, In.RELEASE): S.UNREGISTERING,
     (S.REGISTERING, In.SUCCESS): S.REGISTERED,
     (S.REGISTERING, In.RETRY): S.REGISTERING,
     (S.REGISTERING, In.FAILOVER): S.REGISTERING,
@@ -192,6 +198,9 @@ class RegistrationConfig:
     """User-Agent header value (None: none)."""
     display_name: str | None = None
     """Display name in From/To ([Display Name])."""
+    fallback_interval: float = 3600.0
+    """Registered through the alternate proxy, try the proxy again after this many seconds
+    ([Proxy Fallback Intvl])."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +256,12 @@ class RegistrationStatus:
     failures: int = 0
     """Consecutive failed attempts (drives the back-off)."""
     next_attempt: float | None = None
+    alternate: bool = False
+    """Registered (or last registered) through the alternate proxy's targets."""
+    alternate_reason: str | None = None
+    """Why the line left the proxy for the alternate (the proxy's last failure)."""
+    fallback_at: float | None = None
+    """When the proxy is tried again while registered through the alternate."""
 
 
 @dataclass(slots=True)
@@ -273,6 +288,8 @@ class Registration:
     status: RegistrationStatus = field(default_factory=RegistrationStatus)
     targets: int = 1
     """How many targets the driver has (SRV failover walks through them)."""
+    primary: int | None = None
+    """How many of them are the proxy's; the rest are the alternate proxy's (None: all)."""
     call_id: str = ""
     from_tag: str = ""
     cseq: int = 0
@@ -282,6 +299,8 @@ class Registration:
     _events: deque[RegistrationEvent] = field(default_factory=deque)
     _target: int = 0
     _contact: Uri | None = None
+    _registered_at: int | None = None
+    _release: int | None = None
 
     def __post_init__(self) -> None:
         # RFC 3261 §10.2.4: one Call-ID for all REGISTERs of this UA to this registrar.
@@ -311,11 +330,33 @@ class Registration:
             self.status.registered = False
             self._events.append(Unregistered("stopped"))
 
-    def set_targets(self, count: int) -> None:
-        """The driver (re)located the registrar: ``count`` targets in order."""
+    def release(self, target: int, now: float) -> None:
+        """Only un-REGISTER (Expires: 0) at ``target``: the binding a line left behind at the
+        alternate proxy when it moved back (run on a fresh :class:`Registration` that shares
+        the Call-ID, From tag and CSeq of the line's; §10.2.2)."""
+        self._set_state(_In.RELEASE)
+        self._target = target
+        self._attempt = _Attempt(target, unregister=True)
+        self._send_wanted = True
+        self._timer = None
+
+    def set_targets(self, count: int, primary: int | None = None) -> None:
+        """The driver (re)located the registrar: ``count`` targets in order, the first
+        ``primary`` of them the proxy's and the rest the alternate proxy's (None: no
+        alternate)."""
         self.targets = max(1, count)
+        self.primary = None if primary is None or primary >= self.targets else max(0, primary)
         if self._target >= self.targets:
             self._target = 0
+
+    def is_alternate(self, target: int) -> bool:
+        """True when target ``target`` belongs to the alternate proxy."""
+        return self.primary is not None and target >= self.primary
+
+    def take_release(self) -> int | None:
+        """The alternate target to un-REGISTER from, once, after moving back to the proxy."""
+        release, self._release = self._release, None
+        return release
 
     # -- what to do next -----------------------------------------------------------------
     def wants_send(self) -> int | None:
@@ -368,6 +409,9 @@ class Registration:
 
     def get_timer(self) -> float | None:
         """Absolute time at which :meth:`handle_timer` must be called, or None."""
+        fallback = self.status.fallback_at
+        if fallback is not None and self.status.state is RegState.REGISTERED:
+            return fallback if self._timer is None else min(self._timer, fallback)
         return self._timer
 
     def next_event(self) -> RegistrationEvent | None:
@@ -375,6 +419,21 @@ class Registration:
 
     # -- inputs --------------------------------------------------------------------------
     def handle_timer(self, now: float) -> None:
+        fallback = self.status.fallback_at
+        if (
+            fallback is not None
+            and now >= fallback
+            and self.status.state is RegState.REGISTERED
+        ):
+            # [Proxy Fallback Intvl]: registered through the alternate, try the proxy again;
+            # failover brings the line back to the alternate if the proxy still fails.
+            log.info("%s trying the proxy again (fallback interval)", self.prefix)
+            self.status.fallback_at = None
+            self._timer = None
+            self._target = 0
+            self._set_state(_In.TIMER)
+            self._begin(now)
+            return
         if self._timer is None or now < self._timer:
             return
         self._timer = None
@@ -450,6 +509,15 @@ class Registration:
         st.expires_at = now + granted
         st.algorithm = attempt.algorithm
         st.target = attempt.target
+        previous, self._registered_at = self._registered_at, attempt.target
+        st.alternate = self.is_alternate(attempt.target)
+        if st.alternate:
+            st.fallback_at = now + max(1.0, self.config.fallback_interval)
+        else:
+            st.fallback_at = None
+            st.alternate_reason = None
+            if previous is not None and self.is_alternate(previous):
+                self._release = previous  # back on the proxy: leave the alternate
         # Refresh between refresh_min and refresh_max of the granted time (spread out).
         span = self.config.refresh_max - self.config.refresh_min
         fraction = self.config.refresh_min + span * self._uniform()
@@ -512,6 +580,10 @@ class Registration:
             log.info(
                 "%s target %d failed (%s): trying target %d", self.prefix, nxt - 1, reason, nxt
             )
+            if nxt == self.primary:
+                log.info("%s the proxy failed (%s): trying the alternate proxy", self.prefix,
+                         reason)
+                self.status.alternate_reason = f"proxy failed: {reason}"
             self._target = nxt
             self._set_state(_In.FAILOVER)
             self._begin(now)
@@ -540,6 +612,7 @@ class Registration:
         self._attempt = None
         st.registered = False
         st.expires_at = None
+        st.fallback_at = None
         st.failures += 1
         delay = self._backoff(st.failures)
         if minimum is not None:
