@@ -99,6 +99,10 @@ class LineConfig:
     """Place calls while the line is not registered (else refuse them: "not registered")."""
     ans_call_without_reg: bool = False
     """Take calls while the line is not registered (else 480)."""
+    alternate_proxy: str = ""
+    """The backup of the Proxy (or Outbound Proxy): ``host[:port]`` or a URI, or empty."""
+    proxy_fallback_intvl: int = 3600
+    """Seconds on the alternate before the Proxy is tried again."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -125,6 +129,10 @@ class LineConfig:
             auth_id=auth_id or user_id,
             proxy=_text(store, "proxy", n),
             outbound_proxy=outbound,
+            alternate_proxy=(
+                _text(store, "alternate_outbound_proxy", n).strip() if outbound else ""
+            ) or _text(store, "alternate_proxy", n).strip(),
+            proxy_fallback_intvl=int(store.get("proxy_fallback_intvl", n)),
             transport=_text(store, "sip_transport", n),
             use_dns_srv=_flag(store, "use_dns_srv", n),
             dns_srv_auto_prefix=_flag(store, "dns_srv_auto_prefix", n),
@@ -173,6 +181,15 @@ class LineConfig:
         if not text:
             return None
         host, port = split_host_port(text)
+        scheme = "sips" if self.transport == "TLS" else "sip"
+        return Uri(scheme, None, None, host, port)
+
+    @property
+    def alternate_uri(self) -> Uri | None:
+        """The alternate proxy (tried when every target of :attr:`proxy_uri` fails)."""
+        if not self.alternate_proxy or not self.proxy:
+            return None
+        host, port = split_host_port(self.alternate_proxy)
         scheme = "sips" if self.transport == "TLS" else "sip"
         return Uri(scheme, None, None, host, port)
 
@@ -270,6 +287,9 @@ class Line:
             "reason": st.reason,
             "transport": st.transport,
             "registrar": st.target,
+            "alternate_proxy": cfg.alternate_proxy or None,
+            "registered_via": st.server if st.registered else None,
+            "registered_via_reason": st.server_reason if st.registered else None,
             "digest_algorithm": st.algorithm,
             "secure_call": cfg.policy.value,
             "keys_only_over_tls": cfg.keys_only_over_tls,

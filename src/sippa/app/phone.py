@@ -121,7 +121,8 @@ log = logging.getLogger(__name__)
 _REGISTRATION_KEYS = frozenset({
     "line_enable", "user_id", "password", "use_auth_id", "auth_id", "proxy", "outbound_proxy",
     "use_outbound_proxy", "register", "register_expires", "use_dns_srv", "dns_srv_auto_prefix",
-    "tls_name_validate", "sip_transport", "display_name",
+    "tls_name_validate", "sip_transport", "display_name", "alternate_proxy",
+    "alternate_outbound_proxy",
 })
 _USER_KEYS = frozenset({"secure_call_setting", "dnd_setting", "cfwd_all_dest", "cw_setting"})
 # Settings whose change needs the line's voicemail subscription redone.
@@ -392,6 +393,8 @@ class Phone:
         cfg = line.config
         if not cfg.tls_name_validate and cfg.proxy:
             self._insecure_names.add(tls_server_name(cfg.domain))
+            if cfg.alternate_uri is not None:
+                self._insecure_names.add(tls_server_name(cfg.alternate_uri.host))
         if cfg.enabled and cfg.user_id:
             self._digest[cfg.number] = DigestClient(
                 cfg.auth_id,
@@ -420,6 +423,7 @@ class Phone:
             retry_base=float(self.store.get("reg_retry_intvl")),
             retry_max=float(self.store.get("reg_retry_long_intvl")),
             display_name=cfg.display_name or None,
+            fallback_interval=float(cfg.proxy_fallback_intvl),
         )
         registrar = LineRegistrar(
             self.endpoint,
@@ -427,6 +431,7 @@ class Phone:
             authorize,
             self._resolver,
             proxy=cfg.proxy_uri,
+            alternate=cfg.alternate_uri,
             transport=TransportChoice(cfg.transport),
             use_srv=cfg.use_dns_srv,
             srv_auto_prefix=cfg.dns_srv_auto_prefix,
@@ -871,6 +876,8 @@ class Phone:
                 self._emit(LineChanged(n, line.as_dict()))
             else:
                 line.config = LineConfig.from_store(self.store, n)
+                if line.registrar is not None:
+                    line.registrar.set_fallback_interval(float(line.config.proxy_fallback_intvl))
                 self._restrict(line)
                 self._emit(LineChanged(n, line.as_dict()))
 

@@ -400,6 +400,20 @@ _LINE = [
        check=_check_host_port),
     _s("use_outbound_proxy", "Use_Outbound_Proxy_{n}_", "Ext", "Proxy and Registration",
        "Use Outbound Proxy", Kind.BOOL, False, "Use the outbound proxy."),
+    _s("alternate_proxy", "Alternate_Proxy_{n}_", "Ext", "Proxy and Registration",
+       "Alternate Proxy", Kind.STR, "",
+       "Backup proxy (host[:port] or sip/sips URI): the line registers and calls through it "
+       "when every address of the Proxy fails; its certificate is checked against its own "
+       "name. The line's SIP domain stays the Proxy's.", check=_check_host_port),
+    _s("alternate_outbound_proxy", "Alternate_Outbound_Proxy_{n}_", "Ext",
+       "Proxy and Registration", "Alternate Outbound Proxy", Kind.STR, "",
+       "Backup for the Outbound Proxy (used when Use Outbound Proxy is on; empty: the "
+       "Alternate Proxy).", check=_check_host_port),
+    _s("proxy_fallback_intvl", "Proxy_Fallback_Intvl_{n}_", "Ext", "Proxy and Registration",
+       "Proxy Fallback Intvl", Kind.INT, 3600,
+       "Registered through the alternate, try the Proxy again after this many seconds and "
+       "move back (un-registering from the alternate) when it answers.",
+       minimum=1, maximum=65535),
     _s("register", "Register_{n}_", "Ext", "Proxy and Registration", "Register", Kind.BOOL, True,
        "Register the line with the proxy."),
     _s("register_expires", "Register_Expires_{n}_", "Ext", "Proxy and Registration",

@@ -401,6 +401,9 @@ def _run_status(args: argparse.Namespace) -> int:
                   + (f" ({line['reason']})" if line.get("reason") else ""))
             if line.get("calls_refused"):
                 print(f"  {line['calls_refused']}")
+            if line.get("registered_via") == "alternate":
+                print(f"  through the alternate proxy {line.get('alternate_proxy')}"
+                      f" ({line.get('registered_via_reason') or 'proxy failed'})")
             voicemail = voicemail_text(line.get("mwi"))
             if voicemail:
                 print(f"  {voicemail}")

@@ -195,6 +195,12 @@ class LineRegistrar:
         self.endpoint.remove_handler(self._on_message)
         self.endpoint.remove_flow_listener(self._on_flow_lost)
 
+    def set_fallback_interval(self, seconds: float) -> None:
+        """A new [Proxy Fallback Intvl], live: a pending try of the proxy comes no later than
+        ``seconds`` from now."""
+        self.registration.set_fallback_interval(seconds, self.clock())
+        self._wake.set()
+
     @property
     def flow(self) -> Flow | None:
         """The flow the registration uses now (None before the first attempt)."""

@@ -349,6 +349,14 @@ class Registration:
         if self._target >= self.targets:
             self._target = 0
 
+    def set_fallback_interval(self, seconds: float, now: float) -> None:
+        """A new [Proxy Fallback Intvl]: a pending fallback comes no later than ``seconds``
+        from ``now``."""
+        self.config.fallback_interval = seconds
+        fallback = self.status.fallback_at
+        if fallback is not None:
+            self.status.fallback_at = min(fallback, now + max(1.0, seconds))
+
     def is_alternate(self, target: int) -> bool:
         """True when target ``target`` belongs to the alternate proxy."""
         return self.primary is not None and target >= self.primary

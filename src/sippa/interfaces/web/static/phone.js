@@ -180,7 +180,9 @@
   function updateLine(l) {
     const li = document.querySelector(`#line-list li[data-line="${l.line}"]`);
     if (!li) return;
-    li.querySelector(".state").textContent = l.registered ? "Registered" : (l.state || "");
+    const via = l.registered_via === "alternate"  // Alternate Proxy: why the line is there
+      ? ` via alternate proxy (${l.registered_via_reason || ""})` : "";
+    li.querySelector(".state").textContent = l.registered ? "Registered" + via : (l.state || "");
     li.querySelector(".reason").textContent = l.reason || "";
     const noreg = li.querySelector(".noreg");  // Make/Ans Call Without Reg = No, not registered
     if (noreg) noreg.textContent = l.calls_refused || "";
