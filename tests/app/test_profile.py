@@ -45,7 +45,8 @@ def _other_value(s: Setting, line: int) -> str:
     if "rule" in s.key:
         return f"[--uid u{line} --pwd p] https://prov.example.test/$MA-{s.key}.xml"
     if s.check is not None and s.key in {"proxy", "outbound_proxy", "dns_server",
-                                         "voice_mail_server"}:
+                                         "voice_mail_server", "alternate_proxy",
+                                         "alternate_outbound_proxy"}:
         return f"host{line}.example.test:5061"
     if s.key in ("user_id", "mailbox_id"):
         return f"user{line}"

@@ -161,3 +161,13 @@ def test_no_alternate_means_no_fallback() -> None:
     reg.response_received(ok(req), 33.0)
     assert not reg.status.alternate and reg.status.fallback_at is None
     assert reg.status.alternate_reason is None
+
+
+def test_a_shorter_fallback_interval_applies_at_once() -> None:
+    reg = make(fallback=3600)
+    now = on_alternate(reg)
+    assert reg.status.fallback_at == now + 3600
+    reg.set_fallback_interval(5, now + 10)
+    assert reg.status.fallback_at == now + 15 and reg.config.fallback_interval == 5
+    reg.set_fallback_interval(100, now + 11)  # a longer one waits for the next round
+    assert reg.status.fallback_at == now + 15
