@@ -39,7 +39,7 @@ def test_a_proxy_given_as_a_uri_is_the_domain_and_the_next_hop() -> None:
 
 
 def test_alternate_proxy_settings() -> None:
-    from sippa.app.settings import SCHEMA, SettingError  # noqa: PLC0415
+    from sippa.app.settings import SCHEMA, SettingError
 
     store = ConfigStore()
     assert SCHEMA["proxy_fallback_intvl"].default == 3600  # Cisco default

@@ -265,3 +265,38 @@ async def test_each_location_is_reported_and_the_flow_is_known() -> None:
         await reg.stop()
         await endpoint.close()
         await busy.close()
+
+
+async def test_alternate_proxy_then_back_to_the_proxy() -> None:
+    primary = await FakeRegistrar("TCP", code=503).start()
+    alternate = FakeRegistrar("UDP")
+    alternate.address = await alternate.layer.listen("UDP", "127.0.0.2", 0)
+    endpoint = Endpoint()
+    reg = line(endpoint, primary.uri)
+    reg.alternate = alternate.uri.replace(host="127.0.0.2")
+    located: list[list[Target]] = []
+    reg.on_located = located.append
+    try:
+        reg.start()
+        status = await reg.wait(lambda st: st.registered, 5)
+        assert status.server == "alternate"
+        assert status.target == f"udp:127.0.0.2:{alternate.address[1]}"
+        assert status.server_reason == "proxy failed: 503 Service Unavailable"
+        # Restrict Source IP is told the alternate's address too
+        assert {t.address for t in located[-1]} == {"127.0.0.1", "127.0.0.2"}
+        assert reg.primary_count == 1
+        # the proxy recovers; a shorter fallback interval applies at once
+        primary.code = 200
+        reg.set_fallback_interval(1)
+        status = await reg.wait(lambda st: st.registered and st.server == "primary", 5)
+        assert status.server_reason is None and status.transport == "TCP"
+        await until(lambda: alternate.requests[-1][0].headers.get("Expires") == "0")
+        bye, _ = alternate.requests[-1]
+        assert bye.call_id == primary.requests[-1][0].call_id
+        assert bye.cseq.seq > primary.requests[-1][0].cseq.seq
+        assert reg.status.server == "primary" and reg.status.registered
+    finally:
+        await reg.stop()
+        await endpoint.close()
+        await primary.close()
+        await alternate.close()

@@ -67,7 +67,7 @@ async def test_alternate_then_fallback_to_the_primary(
         )
         async with bob, alice:
             assert await bob.wait_registered(1, 10)
-            line = await _line(alice, lambda l: l["registered"], "not registered", 10)
+            line = await _line(alice, lambda d: d["registered"], "not registered", 10)
             assert line["registered_via"] == "alternate", line
             assert line["registrar"] == f"tls:127.0.0.1:{alternate.tls_port}", line
             assert "proxy failed" in str(line["registered_via_reason"]), line
@@ -88,7 +88,7 @@ async def test_alternate_then_fallback_to_the_primary(
             mark = alternate.log_mark()
             await asyncio.to_thread(primary.start)
             line = await _line(
-                alice, lambda l: l["registered"] and l["registered_via"] == "primary",
+                alice, lambda d: d["registered"] and d["registered_via"] == "primary",
                 "not back on the primary", FALLBACK + 8,
             )
             assert line["registrar"] == f"tls:127.0.0.1:{primary.tls_port}", line
