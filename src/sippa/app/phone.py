@@ -866,6 +866,8 @@ class Phone:
                 if line.voicemail is not None:
                     await line.voicemail.stop(timeout=2.0)
                 line.config = LineConfig.from_store(self.store, n)
+                if line.registrar is not None:
+                    line.registrar.set_fallback_interval(float(line.config.proxy_fallback_intvl))
                 self._restrict(line)
                 self._make_voicemail(line)
                 registrar = line.registrar

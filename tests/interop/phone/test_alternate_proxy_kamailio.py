@@ -3,7 +3,8 @@ against two Kamailio instances on loopback.
 
 The primary Kamailio is down (its TLS port closed): alice registers through the alternate, over
 TLS checked against the alternate's own name, and calls bob, who is registered there. The
-primary comes back: after the (short, test-set) fallback interval alice is on the primary again
+primary comes back and the fallback interval is shortened live (3600 s to 2 s): alice is on the
+primary again within it
 and has un-REGISTERed from the alternate, which now answers a call to her 404.
 """
 
@@ -63,7 +64,7 @@ async def test_alternate_then_fallback_to_the_primary(
         alice = _phone(
             lab_certs, "alice", 46000, primary,
             alternate_outbound_proxy=f"{alternate.host}:{alternate.tls_port}",
-            proxy_fallback_intvl=FALLBACK,
+            proxy_fallback_intvl=3600,
         )
         async with bob, alice:
             assert await bob.wait_registered(1, 10)
@@ -87,6 +88,8 @@ async def test_alternate_then_fallback_to_the_primary(
             # the primary comes back: alice moves there within the fallback interval
             mark = alternate.log_mark()
             await asyncio.to_thread(primary.start)
+            # a shorter Proxy Fallback Intvl applies live (no re-registration)
+            alice.store.update({("proxy_fallback_intvl", 1): FALLBACK})
             line = await _line(
                 alice, lambda d: d["registered"] and d["registered_via"] == "primary",
                 "not back on the primary", FALLBACK + 8,
