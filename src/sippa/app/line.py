@@ -99,6 +99,8 @@ class LineConfig:
     """Place calls while the line is not registered (else refuse them: "not registered")."""
     ans_call_without_reg: bool = False
     """Take calls while the line is not registered (else 480)."""
+    dial_plan: str = ""
+    """Cisco dial plan for typed numbers (empty: none, numbers go out as typed)."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -148,6 +150,7 @@ class LineConfig:
             rel100=_flag(store, "sip_100rel_enable", n),
             make_call_without_reg=_flag(store, "make_call_without_reg", n),
             ans_call_without_reg=_flag(store, "ans_call_without_reg", n),
+            dial_plan=_text(store, "dial_plan", n).strip(),
         )
 
     @property
@@ -281,6 +284,7 @@ class Line:
             "make_call_without_reg": cfg.make_call_without_reg,
             "ans_call_without_reg": cfg.ans_call_without_reg,
             "calls_refused": gate.status(),
+            "dial_plan": cfg.dial_plan or None,
             "source_restriction": self.restriction_status(),
             "mwi": self.mwi.as_dict(),
             "blf": [key.as_dict() for key in self.blf],

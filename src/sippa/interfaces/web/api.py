@@ -17,7 +17,7 @@ from sippa.app.webserver import CertificateError
 from sippa.interfaces.web.app import WebContext, context, principal
 from sippa.interfaces.web.auth import Principal, can_edit, can_see
 from sippa.interfaces.web.forms import ChangeError, apply_changes
-from sippa.interfaces.web.phone import PhoneService, sse
+from sippa.interfaces.web.phone import DialRefused, PhoneService, sse
 
 __all__ = ["router"]
 
@@ -312,12 +312,18 @@ _CALL_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/calls", response_model=CallOut, status_code=201, responses=_CALL_ERRORS)
+@router.post("/calls", response_model=CallOut, status_code=201, responses={
+    **_CALL_ERRORS,
+    403: {"description": "barred by the line's dial plan (or not allowed for this login)"},
+    422: {"description": "not a valid number for the line's dial plan (incomplete, no match)"},
+})
 async def dial(who: Who, ctx: Ctx, body: DialIn) -> dict[str, Any]:
     """Place a call to a URI, a number (on the line's domain) or a host."""
     phone = _phone(ctx)
     try:
         return await phone.dial(body.target, body.line)
+    except DialRefused as exc:  # the line's dial plan: barred (403), not a valid number (422)
+        raise HTTPException(exc.status, str(exc)) from None
     except (ValueError, RuntimeError, KeyError) as exc:
         raise HTTPException(409, str(exc)) from None
 
