@@ -206,7 +206,7 @@ def test_any_text_parses_or_raises_the_dial_plan_error(text: str) -> None:
     plan.check("123")
 
 
-_PLAN_CHARS = st.sampled_from(list("()|[]<>:!.,@-x0123456789*#+SLT") + ["gw1", "h.test"])
+_PLAN_CHARS = st.sampled_from([*"()|[]<>:!.,@-x0123456789*#+SLT", "gw1", "h.test"])
 
 
 @settings(max_examples=300, deadline=None)

@@ -80,6 +80,7 @@ from sippa.sdp import (
 )
 from sippa.sip.core import CoreConfig, UserAgentCore, default_port
 from sippa.sip.dialog_info import EVENT_PACKAGE as DIALOG_PACKAGE
+from sippa.sip.dialplan import DialPlanError, Outcome, Verdict, is_dialable, parse_dial_plan
 from sippa.sip.digest import DigestClient
 from sippa.sip.digest_server import DigestVerifier
 from sippa.sip.events import (
@@ -103,7 +104,6 @@ from sippa.sip.events import (
 )
 from sippa.sip.headers import NameAddr
 from sippa.sip.locate import LocateRequest, Target, TransportChoice
-from sippa.sip.dialplan import DialPlanError, Outcome, Verdict, is_dialable, parse_dial_plan
 from sippa.sip.message import Request, Response
 from sippa.sip.mwi import EVENT_PACKAGE as MWI_PACKAGE
 from sippa.sip.mwi import MessageSummary
@@ -114,7 +114,10 @@ from sippa.sip.session_timer import SessionTimerConfig
 from sippa.sip.timers import TimerConfig
 from sippa.sip.uri import Uri
 
-__all__ = ["CallChanged", "CallError", "DialPlanRefused", "LineChanged", "Phone", "PhoneEvent", "PhoneOptions"]
+__all__ = [
+    "CallChanged", "CallError", "DialPlanRefused", "LineChanged", "Phone", "PhoneEvent",
+    "PhoneOptions",
+]
 
 log = logging.getLogger(__name__)
 

@@ -326,7 +326,7 @@ def parse_dial_plan(text: str) -> DialPlan:
     """Parse a Cisco dial plan; :class:`DialPlanError` says what is wrong."""
     if len(text) > MAX_PLAN:
         raise DialPlanError(f"a dial plan is at most {MAX_PLAN} characters")
-    if any(ord(c) < 0x20 and c not in "\t\r\n" or ord(c) > 0x7E for c in text):
+    if any((ord(c) < 0x20 and c not in "\t\r\n") or ord(c) > 0x7E for c in text):
         raise DialPlanError("a dial plan is printable ASCII")
     body = "".join(text.split())
     if not body:
