@@ -171,3 +171,15 @@ async def test_an_invalid_stored_plan_refuses_numbers_with_a_message(
     with pytest.raises(DialPlanRefused, match="the dial plan is invalid: the range 9-1"):
         await phone.dial("9", 1)
     assert await _dialled(phone, registrar, "bob") == "bob"
+
+
+def test_dial_plan_status_for_the_keypad() -> None:
+    from sippa.app.line import dial_plan_status
+
+    assert dial_plan_status("([9-1])", "9")["outcome"] == "invalid plan"
+    assert "range 9-1" in str(dial_plan_status("([9-1])", "9")["reason"])
+    assert dial_plan_status(PLAN, " 9555 ")["target"] == "555"
+    assert dial_plan_status(PLAN, "bob") == {
+        "number": "bob", "plan": PLAN, "outcome": "bypass", "target": "bob", "rule": None,
+        "dial_now": False, "reason": None,
+    }

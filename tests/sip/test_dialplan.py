@@ -220,3 +220,18 @@ def test_plan_like_text_parses_or_raises_and_matching_never_fails(text: str, num
     assert verdict.outcome in Outcome
     if verdict.allowed:
         assert set(verdict.number) <= set("0123456789*#+")
+
+
+@pytest.mark.parametrize(("plan", "number", "now"), [
+    (CISCO_DEFAULT, "911", False),  # 911xxxxxxxxx would match xxxxxxxxxxxx.
+    (CISCO_DEFAULT, "*67", True),  # nothing longer can match
+    (CISCO_DEFAULT, "0", False),  # 00 could follow
+    (CISCO_DEFAULT, "14085551234", True),  # S0: at once, although xxxxxxxxxxxx. goes on
+    (CISCO_DEFAULT, "123456789012", False),
+    ("(<9:>xxx.)", "9555", False),
+    ("(xxx|xxxxS0)", "123", False),
+    ("(xxx|xxxxS0)", "1234", True),
+])
+def test_dial_now(plan: str, number: str, now: bool) -> None:
+    verdict = parse_dial_plan(plan).check(number)
+    assert verdict.allowed and verdict.dial_now is now

@@ -85,3 +85,39 @@ async def test_ext_page_has_the_dial_plan_and_validates_it(
                           json={"Dial_Plan_1_": "(<9:>xx.|!1900x.)"})
     assert r.status_code == 200, r.text
     assert store.get("dial_plan", 1) == "(<9:>xx.|!1900x.)"
+
+
+async def test_api_says_what_the_plan_does_with_a_typed_number(
+    setup: tuple[httpx.AsyncClient, Phone, ConfigStore],
+) -> None:
+    api, _, store = setup
+
+    async def check(number: str, line: int = 1) -> dict[str, object]:
+        r = await api.get("/api/v1/dial-plan", params={"number": number, "line": line})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    v = await check("18005551234")
+    assert v["outcome"] == "allowed" and v["target"] == "18005551234"
+    assert v["rule"] == "1xxx[2-9]xxxxxx" and v["dial_now"] is True and v["line"] == 1
+    v = await check("19005551234")
+    assert v["outcome"] == "barred" and v["target"] is None and "barred" in str(v["reason"])
+    assert (await check("1800"))["outcome"] == "incomplete"
+    assert (await check("5551234"))["outcome"] == "no match"
+    assert (await check("sip:1@example.test"))["outcome"] == "bypass"
+    v = await check("9555", line=2)  # line 2 has the Cisco default
+    assert v["outcome"] == "incomplete"
+    store.update({("dial_plan", 2): "(<9:>xxx.<:@pbx.test:5070>)"})
+    v = await check("9555", line=2)
+    assert v["target"] == "555@pbx.test:5070" and v["dial_now"] is False
+    store.update({("dial_plan", 2): ""})
+    assert (await check("12", line=2))["outcome"] == "no plan"
+    r = await api.get("/api/v1/dial-plan", params={"number": "1", "line": 3})
+    assert r.status_code == 404
+
+
+async def test_phone_page_shows_the_dial_plan_hint(admin: httpx.AsyncClient) -> None:
+    page = (await admin.get("/phone")).text
+    assert 'id="dial-hint"' in page
+    js = (await admin.get("/static/phone.js")).text
+    assert "/dial-plan?number=" in js

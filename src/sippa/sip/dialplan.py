@@ -137,6 +137,9 @@ class Verdict:
     host: str | None = None
     rule: str = ""
     """The alternative that decided (allowed or barred)."""
+    dial_now: bool = False
+    """Allowed, and no longer number could match (or the rule says ``S0``): a Cisco phone
+    would dial at once, without waiting for the interdigit timer."""
 
     @property
     def allowed(self) -> bool:
@@ -363,9 +366,10 @@ class DialPlan:
         if not is_dialable(number) or len(number) > MAX_NUMBER:
             return Verdict(Outcome.NO_MATCH, number)
         best: tuple[int, int, str, Alternative] | None = None
-        incomplete = False
+        incomplete = longer = False
         for index, alt in enumerate(self.alternatives):
-            ends, alive = _run(alt.elements, number)
+            ends, alive, more = _run(alt.elements, number)
+            longer = longer or more
             if ends is None:
                 incomplete = incomplete or alive
                 continue
@@ -377,7 +381,8 @@ class DialPlan:
         _, _, out, alt = best
         if alt.barred:
             return Verdict(Outcome.BARRED, number, rule=alt.text)
-        return Verdict(Outcome.ALLOWED, number, out, alt.host, alt.text)
+        now = not longer or (alt.timers[-1:] == (("S", 0),))
+        return Verdict(Outcome.ALLOWED, number, out, alt.host, alt.text, dial_now=now)
 
 
 _State = dict[int, tuple[int, str]]
@@ -407,8 +412,9 @@ def _close(elements: tuple[_Element, ...], states: _State) -> _State:
 
 def _run(
     elements: tuple[_Element, ...], number: str
-) -> tuple[tuple[int, str] | None, bool]:
-    """Match ``number`` in full: ((score, output) or None, whether a prefix matched)."""
+) -> tuple[tuple[int, str] | None, bool, bool]:
+    """Match ``number`` in full: ((score, output) or None, whether it is the beginning of a
+    match, whether a longer number could match too)."""
     states = _close(elements, {0: (0, "")})
     for key in number:
         moved: _State = {}
@@ -424,7 +430,7 @@ def _run(
             if target not in moved or moved[target][0] < cand[0]:
                 moved[target] = cand
         if not moved:
-            return None, False
+            return None, False, False
         states = _close(elements, moved)
-    done = states.get(len(elements))
-    return done, True
+    more = any(i < len(elements) and isinstance(elements[i], _Key) for i in states)
+    return states.get(len(elements)), True, more

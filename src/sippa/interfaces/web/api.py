@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from sippa import __version__
+from sippa.app.line import dial_plan_status
 from sippa.app.settings import SCHEMA, format_value
 from sippa.app.webserver import CertificateError
 from sippa.interfaces.web.app import WebContext, context, principal
@@ -293,6 +294,18 @@ async def calls(who: Who, ctx: Ctx) -> list[dict[str, Any]]:
 @router.get("/history", responses=_ERRORS)
 async def history(who: Who, ctx: Ctx, count: int = 50) -> list[dict[str, Any]]:
     return ctx.phone.history(max(1, min(count, 1000))) if ctx.phone else []
+
+
+@router.get("/dial-plan", responses={**_ERRORS, 404: {"description": "no such line"}})
+async def dial_plan(who: Who, ctx: Ctx, number: str = Query(max_length=256),
+                    line: int = 1) -> dict[str, Any]:
+    """What the line's dial plan (``Dial_Plan_n_``) does with a typed number, before dialling:
+    allowed (the ``target`` to be called, ``dial_now`` when nothing longer can match),
+    barred, incomplete or no match (with the ``reason``); "bypass" for URIs and names."""
+    if not 1 <= line <= ctx.store.lines:
+        raise HTTPException(404, f"no line {line} (lines 1..{ctx.store.lines})")
+    plan = str(ctx.store.get("dial_plan", line)).strip()
+    return {"line": line, **dial_plan_status(plan, number)}
 
 
 async def _call_action(coro: Any) -> None:
