@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from sippa.app.line import LineConfig
 from sippa.app.phone import CallError, DialPlanRefused, Phone, PhoneOptions
 from sippa.app.settings import SCHEMA, SettingError, by_cisco_name
 from sippa.app.store import ConfigStore
+from sippa.interfaces.cli import main
 from sippa.sip.dialplan import CISCO_DEFAULT, Outcome
 from sippa.sip.message import Request, parse_message
 from tests.app.test_without_reg import FakeRegistrar, _until
@@ -183,3 +185,19 @@ def test_dial_plan_status_for_the_keypad() -> None:
         "number": "bob", "plan": PLAN, "outcome": "bypass", "target": "bob", "rule": None,
         "dial_now": False, "reason": None,
     }
+
+
+def test_cli_says_barred_and_incomplete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.db")
+    for key, value in (("line_enable", "yes"), ("user_id", "alice"), ("sip_transport", "UDP"),
+                       ("secure_call_option", "Off"), ("dial_plan", PLAN)):
+        assert main(["config", "set", key, value, "--line", "1", "--db", db]) == 0
+    assert main(["config", "set", "dial_plan", "([9-1]x)", "--line", "1", "--db", db]) != 0
+    assert "backwards" in capsys.readouterr().err
+    assert main(["call", "19005551234", "--line", "1", "--db", db]) != 0
+    err = capsys.readouterr().err
+    assert "error: line 1: 19005551234 is barred by the dial plan (!1900xxxxxxx)" in err, err
+    assert main(["call", "12", "--line", "1", "--db", db]) != 0
+    assert "error: line 1: 12 is incomplete for the dial plan" in capsys.readouterr().err
