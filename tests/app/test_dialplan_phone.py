@@ -201,3 +201,19 @@ def test_cli_says_barred_and_incomplete(
     assert "error: line 1: 19005551234 is barred by the dial plan (!1900xxxxxxx)" in err, err
     assert main(["call", "12", "--line", "1", "--db", db]) != 0
     assert "error: line 1: 12 is incomplete for the dial plan" in capsys.readouterr().err
+
+
+def test_a_cisco_profile_sets_the_dial_plan_and_a_bad_one_changes_nothing() -> None:
+    from sippa.app.profile import ProfileError, import_profile
+
+    store = ConfigStore(":memory:", lines=2)
+    good = (b"<flat-profile><Dial_Plan_2_>( 9xx | &lt;9:&gt;xxx. | !1900xxxxxxx )"
+            b"</Dial_Plan_2_></flat-profile>")
+    import_profile(good, store)
+    assert store.get("dial_plan", 2) == "( 9xx | <9:>xxx. | !1900xxxxxxx )"
+    assert LineConfig.from_store(store, 2).dial_plan == "( 9xx | <9:>xxx. | !1900xxxxxxx )"
+    bad = (b"<flat-profile><Display_Name_1_>A</Display_Name_1_>"
+           b"<Dial_Plan_1_>(xx.&lt;:@gw0&gt;)</Dial_Plan_1_></flat-profile>")
+    with pytest.raises(ProfileError, match=r"<Dial_Plan_1_> gateway gw0 is not configured"):
+        import_profile(bad, store)
+    assert store.get("dial_plan", 1) == CISCO_DEFAULT and store.get("display_name", 1) == ""
