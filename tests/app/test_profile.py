@@ -50,6 +50,8 @@ def _other_value(s: Setting, line: int) -> str:
         return f"host{line}.example.test:5061"
     if s.key in ("user_id", "mailbox_id"):
         return f"user{line}"
+    if s.key == "dial_plan":
+        return f"(<9:>xxx.|!1900x.|{line}xx<:@host{line}.example.test>)"
     if s.key.startswith("extended_function_"):
         return f"fnc=blf+sd+cp;sub={s.key}@$PROXY;nme=Key <&> {s.key}"
     return f"value of {s.key} <&> line {line}"

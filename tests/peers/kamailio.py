@@ -54,7 +54,10 @@ AUTH_MODES: dict[str, tuple[str, str | None]] = {
     "md5": ("MD5", None),
 }
 
-USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
+USERS = {
+    "alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
+    "555": "555-secret",  # a number: dial-plan tests
+}
 REALM = "example.test"
 
 _AUTH_RE = re.compile(r"LAB-AUTH (OK|FAIL) (.*)$")

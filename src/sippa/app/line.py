@@ -16,11 +16,13 @@ from sippa.app.security import SecureCallPolicy, policy_from_settings
 from sippa.app.store import ConfigStore
 from sippa.net.registrar import LineRegistrar, LineStatus
 from sippa.sdp import G722, OPUS, PCMA, PCMU, Codec
+from sippa.sip.dialplan import DialPlanError, is_dialable, parse_dial_plan
 from sippa.sip.regpolicy import WithoutReg
 from sippa.sip.restrict import SourceRestriction
 from sippa.sip.uri import Uri
 
-__all__ = ["CODECS_BY_SETTING", "Line", "LineConfig", "split_host_port"]
+__all__ = [
+    "CODECS_BY_SETTING", "Line", "LineConfig", "dial_plan_status", "split_host_port"]
 
 CODECS_BY_SETTING: dict[str, Codec] = {"G711u": PCMU, "G711a": PCMA, "G722": G722, "OPUS": OPUS}
 """The Preferred Codec choices and the codecs they name."""
@@ -43,6 +45,30 @@ def split_host_port(text: str) -> tuple[str, int | None]:
         host, port = text.split(":")
         return host, int(port) if port.isdigit() else None
     return text, None
+
+
+def dial_plan_status(plan: str, number: str) -> dict[str, Any]:
+    """What the dial plan ``plan`` does with the typed ``number``, for the web keypad and the
+    API: ``outcome`` (allowed, barred, incomplete, no match; "bypass" for what is not a
+    number, "no plan" for an empty plan, "invalid plan"), the ``target`` that would be
+    dialled, the deciding ``rule``, ``dial_now`` (complete: nothing longer can match) and the
+    ``reason`` of a refusal."""
+    number = number.strip()
+    out: dict[str, Any] = {"number": number, "plan": plan, "outcome": "bypass",
+                           "target": number, "rule": None, "dial_now": False, "reason": None}
+    if not is_dialable(number):
+        return out
+    if not plan:
+        return {**out, "outcome": "no plan"}
+    try:
+        verdict = parse_dial_plan(plan).check(number)
+    except DialPlanError as exc:
+        return {**out, "outcome": "invalid plan", "target": None,
+                "reason": f"the dial plan is invalid: {exc}"}
+    return {**out, "outcome": verdict.outcome.value,
+            "target": verdict.target if verdict.allowed else None,
+            "rule": verdict.rule or None, "dial_now": verdict.dial_now,
+            "reason": verdict.reason or None}
 
 
 def _text(store: ConfigStore, key: str, line: int | None = None) -> str:
@@ -103,6 +129,8 @@ class LineConfig:
     """The backup of the Proxy (or Outbound Proxy): ``host[:port]`` or a URI, or empty."""
     proxy_fallback_intvl: int = 3600
     """Seconds on the alternate before the Proxy is tried again."""
+    dial_plan: str = ""
+    """Cisco dial plan for typed numbers (empty: none, numbers go out as typed)."""
 
     @classmethod
     def from_store(cls, store: ConfigStore, n: int) -> LineConfig:
@@ -156,6 +184,7 @@ class LineConfig:
             rel100=_flag(store, "sip_100rel_enable", n),
             make_call_without_reg=_flag(store, "make_call_without_reg", n),
             ans_call_without_reg=_flag(store, "ans_call_without_reg", n),
+            dial_plan=_text(store, "dial_plan", n).strip(),
         )
 
     @property
@@ -301,6 +330,7 @@ class Line:
             "make_call_without_reg": cfg.make_call_without_reg,
             "ans_call_without_reg": cfg.ans_call_without_reg,
             "calls_refused": gate.status(),
+            "dial_plan": cfg.dial_plan or None,
             "source_restriction": self.restriction_status(),
             "mwi": self.mwi.as_dict(),
             "blf": [key.as_dict() for key in self.blf],

@@ -80,6 +80,7 @@ from sippa.sdp import (
 )
 from sippa.sip.core import CoreConfig, UserAgentCore, default_port
 from sippa.sip.dialog_info import EVENT_PACKAGE as DIALOG_PACKAGE
+from sippa.sip.dialplan import DialPlanError, Outcome, Verdict, is_dialable, parse_dial_plan
 from sippa.sip.digest import DigestClient
 from sippa.sip.digest_server import DigestVerifier
 from sippa.sip.events import (
@@ -113,7 +114,10 @@ from sippa.sip.session_timer import SessionTimerConfig
 from sippa.sip.timers import TimerConfig
 from sippa.sip.uri import Uri
 
-__all__ = ["CallChanged", "CallError", "LineChanged", "Phone", "PhoneEvent", "PhoneOptions"]
+__all__ = [
+    "CallChanged", "CallError", "DialPlanRefused", "LineChanged", "Phone", "PhoneEvent",
+    "PhoneOptions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +144,18 @@ KEEP_ENDED_CALLS = 50
 
 class CallError(Exception):
     """A call command that cannot be carried out (the message is for people)."""
+
+
+class DialPlanRefused(CallError):
+    """The line's dial plan refuses a typed number (barred, incomplete, or not in the plan)."""
+
+    def __init__(self, message: str, verdict: Verdict) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+
+    @property
+    def barred(self) -> bool:
+        return self.verdict.outcome is Outcome.BARRED
 
 
 @dataclass(frozen=True, slots=True)
@@ -1112,6 +1128,8 @@ class Phone:
             raise CallError(f"no line {number} (lines 1..{len(self.lines)})")
         cfg = self.lines[number].config
         direct = target.strip() in self.options.aliases  # built-in services are local
+        if not direct:
+            target = self._apply_dial_plan(target, cfg)
         uri = self._target_uri(target, cfg)
         refused = None if direct else self.lines[number].without_reg().outgoing_error()
         if refused is not None:
@@ -1135,6 +1153,31 @@ class Phone:
         self._pump()
         self._call_changed(call)
         return call
+
+    def _apply_dial_plan(self, target: str, cfg: LineConfig) -> str:
+        """A typed number through the line's ``Dial_Plan_n_``: what to dial instead (the
+        rewritten number, ``number@host`` when the plan routes it), or DialPlanRefused.
+        URIs, ``user@host`` and names are not numbers and pass unchanged (Cisco's IP
+        dialing); so does every number on a line without a plan."""
+        number = target.strip()
+        if not cfg.dial_plan or not is_dialable(number):
+            return target
+        try:
+            plan = parse_dial_plan(cfg.dial_plan)
+        except DialPlanError as exc:  # a store written before validation: refuse, say why
+            verdict = Verdict(Outcome.NO_MATCH, number)
+            self._record_refused(cfg.number, number, "invalid dial plan")
+            raise DialPlanRefused(f"line {cfg.number}: the dial plan is invalid: {exc}",
+                                  verdict) from None
+        verdict = plan.check(number)
+        if not verdict.allowed:
+            self._record_refused(cfg.number, number, verdict.outcome.value)
+            log.info("ext%d dial plan refuses %s: %s", cfg.number, number, verdict.reason)
+            raise DialPlanRefused(f"line {cfg.number}: {verdict.reason}", verdict)
+        if verdict.target != number:
+            log.info("ext%d dial plan: %s -> %s (%s)", cfg.number, number, verdict.target,
+                     verdict.rule)
+        return verdict.target
 
     def _outgoing_plan(
         self, cfg: LineConfig, number: int, uri: Uri, peer: Peer, server_name: str | None,

@@ -19,6 +19,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from sippa.sip.dialplan import CISCO_DEFAULT as CISCO_DEFAULT_DIAL_PLAN
+from sippa.sip.dialplan import DialPlanError, parse_dial_plan
+
 __all__ = [
     "DEFAULT_LINE_COUNT",
     "SCHEMA",
@@ -100,6 +103,19 @@ class Setting:
 
 
 # -- checks ----------------------------------------------------------------------------------
+
+
+def _check_dial_plan(value: Value) -> str | None:
+    """An empty value or a dial plan the parser accepts."""
+    text = str(value)
+    if not text.strip():
+        return None
+    try:
+        parse_dial_plan(text)
+    except DialPlanError as exc:
+        return str(exc)
+    return None
+
 
 _HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})")
 _USER_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+")
@@ -493,6 +509,14 @@ _LINE = [
     _s("mailbox_id", "Mailbox_ID_{n}_", "Ext", "Call Feature Settings", "Mailbox ID",
        Kind.STR, "", "User part of the voicemail subscription; empty uses the User ID.",
        check=_check_user),
+    _s("dial_plan", "Dial_Plan_{n}_", "Ext", "Dial Plan", "Dial Plan", Kind.STR, "",
+       "Empty by default (every number as typed: a softphone's user types whole numbers, and "
+       f"the Cisco default {CISCO_DEFAULT_DIAL_PLAN} refuses 4-digit extensions). "
+       "Which typed numbers the line calls, and how it rewrites them (Cisco syntax: "
+       "(<9:>xxx.|!1900xxxxxxx|<:+1>[2-9]xxxxxxxxx|8xx<:@host:port>|...)). A number that is "
+       "barred, incomplete or not in the plan is refused; empty calls every number as typed. "
+       "URIs, user@host and names are not numbers and always bypass it.",
+       check=_check_dial_plan),
 ]
 
 for _line_setting in _LINE:

@@ -4,7 +4,8 @@ against two Kamailio instances on loopback.
 The primary Kamailio is down (its TLS port closed): alice registers through the alternate, over
 TLS checked against the alternate's own name, and calls bob, who is registered there. The
 primary comes back and the fallback interval is shortened live (3600 s to 2 s): alice is on the
-primary again within it and has un-REGISTERed from the alternate, which now answers a call to her 404.
+primary again within it and has un-REGISTERed from the alternate, which now answers a call
+to her 404.
 """
 
 from __future__ import annotations

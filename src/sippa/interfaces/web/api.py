@@ -6,18 +6,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from sippa import __version__
+from sippa.app.line import dial_plan_status
 from sippa.app.settings import SCHEMA, format_value
 from sippa.app.webserver import CertificateError
 from sippa.interfaces.web.app import WebContext, context, principal
 from sippa.interfaces.web.auth import Principal, can_edit, can_see
 from sippa.interfaces.web.forms import ChangeError, apply_changes
-from sippa.interfaces.web.phone import PhoneService, sse
+from sippa.interfaces.web.phone import DialRefused, PhoneService, sse
 
 __all__ = ["router"]
 
@@ -295,6 +296,18 @@ async def history(who: Who, ctx: Ctx, count: int = 50) -> list[dict[str, Any]]:
     return ctx.phone.history(max(1, min(count, 1000))) if ctx.phone else []
 
 
+@router.get("/dial-plan", responses={**_ERRORS, 404: {"description": "no such line"}})
+async def dial_plan(who: Who, ctx: Ctx, number: str = Query(max_length=256),
+                    line: int = 1) -> dict[str, Any]:
+    """What the line's dial plan (``Dial_Plan_n_``) does with a typed number, before dialling:
+    allowed (the ``target`` to be called, ``dial_now`` when nothing longer can match),
+    barred, incomplete or no match (with the ``reason``); "bypass" for URIs and names."""
+    if not 1 <= line <= ctx.store.lines:
+        raise HTTPException(404, f"no line {line} (lines 1..{ctx.store.lines})")
+    plan = str(ctx.store.get("dial_plan", line)).strip()
+    return {"line": line, **dial_plan_status(plan, number)}
+
+
 async def _call_action(coro: Any) -> None:
     try:
         await coro
@@ -312,12 +325,18 @@ _CALL_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/calls", response_model=CallOut, status_code=201, responses=_CALL_ERRORS)
+@router.post("/calls", response_model=CallOut, status_code=201, responses={
+    **_CALL_ERRORS,
+    403: {"description": "barred by the line's dial plan (or not allowed for this login)"},
+    422: {"description": "not a valid number for the line's dial plan (incomplete, no match)"},
+})
 async def dial(who: Who, ctx: Ctx, body: DialIn) -> dict[str, Any]:
     """Place a call to a URI, a number (on the line's domain) or a host."""
     phone = _phone(ctx)
     try:
         return await phone.dial(body.target, body.line)
+    except DialRefused as exc:  # the line's dial plan: barred (403), not a valid number (422)
+        raise HTTPException(exc.status, str(exc)) from None
     except (ValueError, RuntimeError, KeyError) as exc:
         raise HTTPException(409, str(exc)) from None
 

@@ -15,13 +15,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from sippa.app.call import Call
-from sippa.app.phone import CallChanged, CallError, LineChanged, Phone, PhoneEvent
+from sippa.app.phone import (
+    CallChanged,
+    CallError,
+    DialPlanRefused,
+    LineChanged,
+    Phone,
+    PhoneEvent,
+)
 
-__all__ = ["EventHub", "PhoneAdapter", "PhoneService", "quality", "sse"]
+__all__ = ["DialRefused", "EventHub", "PhoneAdapter", "PhoneService", "quality", "sse"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
+
+
+class DialRefused(ValueError):
+    """The line's dial plan refuses the number: ``status`` 403 if barred, else 422."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class PhoneService(Protocol):
@@ -95,6 +110,8 @@ class PhoneAdapter:
             raise ValueError(f"this phone has lines 1 to {len(self.phone.lines)}")
         try:
             call = await self.phone.dial(target, line)
+        except DialPlanRefused as exc:
+            raise DialRefused(str(exc), 403 if exc.barred else 422) from None
         except CallError as exc:
             raise ValueError(str(exc)) from None
         return call.as_dict()

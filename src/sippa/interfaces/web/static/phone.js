@@ -247,6 +247,29 @@
     } catch (e) { showError(e.message); }
   });
 
+  // the line's dial plan on a typed number: what it becomes, or why it will be refused
+  const hint = document.getElementById("dial-hint");
+  let hintSeq = 0;
+  async function updateHint() {
+    const number = target.value.trim();
+    const seq = ++hintSeq;
+    if (!hint) return;
+    if (!/^[0-9*#]+$/.test(number)) { hint.textContent = ""; return; }
+    try {
+      const line = Number(document.getElementById("line").value) || 1;
+      const v = await api("GET", `/dial-plan?number=${encodeURIComponent(number)}&line=${line}`);
+      if (seq !== hintSeq) return;
+      if (v.outcome === "allowed") {
+        hint.textContent = (v.target !== number ? `Dial plan: calls ${v.target}` : "Dial plan: valid number")
+          + (v.dial_now ? " (complete)" : "");
+      } else {
+        hint.textContent = v.reason || "";
+      }
+    } catch (e) { if (seq === hintSeq) hint.textContent = ""; }
+  }
+  target.addEventListener("input", updateHint);
+  document.getElementById("line").addEventListener("change", updateHint);
+
   document.getElementById("dial-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     showError("");
@@ -264,6 +287,7 @@
       try { await api("POST", `/calls/${up.id}/dtmf`, { digits: key }); } catch (e) { showError(e.message); }
     } else {
       target.value += key;
+      updateHint();
     }
   });
 
