@@ -14,13 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
-from pathlib import Path
 
-try:
-    import atheris
-except ImportError:  # replay mode
-    atheris = None
+from _harness import run  # fuzz/_harness.py, beside this script
 
 from sippa.errors import RemoteProtocolError
 from sippa.sip.headers import NameAddr
@@ -65,14 +60,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    if atheris is None:
-        for name in sys.argv[1:]:
-            test_one_input(Path(name).read_bytes())
-            print(f"{name}: ok")
-        return
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    run(test_one_input)
 
 
 if __name__ == "__main__":
